@@ -1,0 +1,117 @@
+"""Audio codec: quantization to ids, file reading, resampling, writing.
+
+Quantization uses torchaudio.functional's mu-law ops (so it runs on the model's device); files are read and
+written with soundfile (torchaudio 2.11's load/save need torchcodec, which we do not use).  Every reader returns
+mono float32 in [-1, 1] at the requested rate, whatever the file's rate, channel count or sample format.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+import torch
+import torchaudio.functional as AF
+
+QUANTIZATIONS = ("mulaw", "linear")
+MAX_SECONDS = 600.0  # refuse to decode more than this much audio from one file (a hostile upload guard)
+MAX_FILE_BYTES = 200 * 1024 * 1024
+
+
+class AudioError(ValueError):
+    """An audio file or array that cannot be used, with a message fit to show a user."""
+
+
+def _as_tensor(wave) -> torch.Tensor:
+    t = torch.as_tensor(np.asarray(wave) if not isinstance(wave, torch.Tensor) else wave)
+    if not t.is_floating_point():
+        raise AudioError("quantize expects a float waveform in [-1, 1]")
+    return torch.nan_to_num(t.float(), nan=0.0, posinf=1.0, neginf=-1.0).clamp(-1.0, 1.0)
+
+
+def quantize(wave, n_classes: int = 256, mode: str = "mulaw") -> torch.Tensor:
+    """Float waveform in [-1, 1] -> LongTensor of ids in 0..n_classes-1 (NaN -> 0, out of range clipped)."""
+    x = _as_tensor(wave)
+    if mode == "mulaw":
+        return AF.mu_law_encoding(x, n_classes).long().clamp(0, n_classes - 1)
+    if mode == "linear":
+        return torch.round((x + 1) * 0.5 * (n_classes - 1)).long()
+    raise ValueError(f"quantization must be one of {QUANTIZATIONS}, got {mode!r}")
+
+
+def dequantize(ids, n_classes: int = 256, mode: str = "mulaw") -> torch.Tensor:
+    """Ids -> float waveform in [-1, 1]."""
+    ids = torch.as_tensor(ids).long().clamp(0, n_classes - 1)
+    if mode == "mulaw":
+        return AF.mu_law_decoding(ids, n_classes).float()
+    if mode == "linear":
+        return ids.float() / (n_classes - 1) * 2 - 1
+    raise ValueError(f"quantization must be one of {QUANTIZATIONS}, got {mode!r}")
+
+
+def to_mono_float(data: np.ndarray) -> np.ndarray:
+    """Any sample format and channel count -> mono float32 in [-1, 1], NaN/inf replaced, clipped."""
+    data = np.asarray(data)
+    if data.dtype.kind in "iu":
+        info = np.iinfo(data.dtype)
+        data = (data.astype(np.float64) - (info.max + 1 + info.min) / 2) / ((info.max - info.min + 1) / 2)
+    data = data.astype(np.float32, copy=False)
+    if data.ndim == 2:
+        data = data.mean(axis=1)  # (frames, channels), as soundfile returns it
+    elif data.ndim != 1:
+        raise AudioError(f"audio must be 1-D or 2-D (samples x channels), got shape {data.shape}")
+    return np.clip(np.nan_to_num(data, nan=0.0, posinf=1.0, neginf=-1.0), -1.0, 1.0)
+
+
+def resample(wave: np.ndarray, orig_rate: int, new_rate: int) -> np.ndarray:
+    """Band-limited resampling with torchaudio.functional.resample."""
+    if orig_rate <= 0 or new_rate <= 0:
+        raise AudioError(f"sample rates must be positive, got {orig_rate} -> {new_rate}")
+    if orig_rate == new_rate or len(wave) == 0:
+        return np.asarray(wave, dtype=np.float32)
+    out = AF.resample(torch.from_numpy(np.ascontiguousarray(wave, dtype=np.float32)), int(orig_rate), int(new_rate))
+    return np.clip(out.numpy(), -1.0, 1.0)
+
+
+def read_audio(path: str | os.PathLike, sample_rate: int | None = None,
+               max_seconds: float = MAX_SECONDS) -> tuple[np.ndarray, int]:
+    """Read wav/flac/ogg/mp3 (anything libsndfile reads) as mono float32, resampled to `sample_rate` if given.
+
+    Returns (wave, rate).  Raises AudioError with a one-line reason for a missing, empty, corrupt or too long file.
+    """
+    p = Path(path)
+    if not p.is_file():
+        raise AudioError(f"audio file not found: {p}")
+    size = p.stat().st_size
+    if size == 0:
+        raise AudioError(f"audio file is empty: {p.name}")
+    if size > MAX_FILE_BYTES:
+        raise AudioError(f"audio file is too large ({size / 2**20:.0f} MB > {MAX_FILE_BYTES / 2**20:.0f} MB): {p.name}")
+    try:
+        info = sf.info(str(p))
+    except Exception as e:  # libsndfile's own message says what is wrong with the bytes
+        raise AudioError(f"cannot read {p.name} as audio ({str(e).splitlines()[0][:200]})") from None
+    if info.samplerate <= 0:
+        raise AudioError(f"{p.name} has an invalid sample rate {info.samplerate}")
+    if info.frames > max_seconds * info.samplerate:
+        raise AudioError(f"{p.name} is {info.frames / info.samplerate:.0f} s long; the limit is {max_seconds:.0f} s")
+    try:
+        data, rate = sf.read(str(p), dtype="float32", always_2d=True)
+    except Exception as e:
+        raise AudioError(f"cannot decode {p.name} ({str(e).splitlines()[0][:200]})") from None
+    if len(data) == 0:
+        raise AudioError(f"{p.name} holds no audio samples")
+    wave = to_mono_float(data)
+    if sample_rate is not None:
+        wave, rate = resample(wave, rate, sample_rate), sample_rate
+    return wave, rate
+
+
+def write_wav(path: str | os.PathLike, wave, sample_rate: int) -> None:
+    """Write mono 16-bit PCM wav (atomically: temp file, then rename)."""
+    wave = to_mono_float(np.asarray(wave.cpu() if isinstance(wave, torch.Tensor) else wave))
+    p = Path(path)
+    tmp = p.with_name(p.name + ".tmp")
+    sf.write(str(tmp), wave, int(sample_rate), subtype="PCM_16", format="WAV")
+    os.replace(tmp, p)

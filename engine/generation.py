@@ -1,0 +1,107 @@
+"""Streaming generation: the cached path (`generate`) and the reference recompute path (`generate_naive`).
+
+Both share `engine.sampling`: the same seed draws the same uniforms row for row, so they produce the same ids.
+`generate` primes the model's state with the prompt in one pass, then calls `step` once per token: O(1) in the
+receptive field.  `generate_naive` recomputes `forward` over the last `receptive_field` tokens for every new
+token, the O(2^L) method the Fast WaveNet paper starts from.
+"""
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import torch
+
+from .protocol import AutoregressiveModel
+from .sampling import RandomStream, SamplingConfig, sample
+
+MAX_NEW_TOKENS = 10**8
+
+
+def _as_prompt(model: AutoregressiveModel, prompt, batch_size: int | None) -> torch.Tensor:
+    """Prompt as LongTensor [B, T] on the model's device; no prompt means the family's start id."""
+    vocab = model.tokens.vocab_size
+    if prompt is None or (not isinstance(prompt, torch.Tensor) and len(prompt) == 0) or (
+            isinstance(prompt, torch.Tensor) and prompt.numel() == 0):
+        prompt = torch.full((batch_size or 1, 1), model.tokens.start_id, dtype=torch.long)
+    prompt = torch.as_tensor(prompt, dtype=torch.long)
+    if prompt.dim() == 1:
+        prompt = prompt.unsqueeze(0)
+    if prompt.dim() != 2:
+        raise ValueError(f"prompt must be [T] or [B, T] ids, got shape {tuple(prompt.shape)}")
+    if batch_size is not None and batch_size != prompt.shape[0]:
+        if prompt.shape[0] != 1:
+            raise ValueError(f"prompt has batch {prompt.shape[0]} but batch_size={batch_size}")
+        prompt = prompt.expand(batch_size, -1)
+    if prompt.min() < 0 or prompt.max() >= vocab:
+        raise ValueError(f"prompt ids must be in 0..{vocab - 1}")
+    return prompt.to(model.device)
+
+
+def _check_length(max_new_tokens: int, chunk_size: int) -> None:
+    if isinstance(max_new_tokens, bool) or not isinstance(max_new_tokens, int) or not 0 < max_new_tokens <= MAX_NEW_TOKENS:
+        raise ValueError(f"max_new_tokens must be a whole number in 1..{MAX_NEW_TOKENS}, got {max_new_tokens!r}")
+    if not isinstance(chunk_size, int) or chunk_size < 1:
+        raise ValueError(f"chunk_size must be a positive whole number, got {chunk_size!r}")
+
+
+def _chunks(next_token, max_new_tokens: int, chunk_size: int) -> Iterator[torch.Tensor]:
+    buf: list[torch.Tensor] = []
+    for i in range(max_new_tokens):
+        buf.append(next_token(i))
+        if len(buf) == chunk_size or i == max_new_tokens - 1:
+            yield torch.stack(buf, dim=1)
+            buf = []
+
+
+@torch.inference_mode()
+def generate(model: AutoregressiveModel, prompt: torch.Tensor | Sequence[int] | None = None,
+             max_new_tokens: int = 256, temperature: float = 1.0, top_k: int | None = None,
+             top_p: float | None = None, cond: Any = None, seed: int | None = None, chunk_size: int = 256,
+             batch_size: int | None = None) -> Iterator[torch.Tensor]:
+    """Yield chunks of new ids [B, n] as they are made (cached O(1)-per-token path)."""
+    cfg = SamplingConfig(temperature, top_k, top_p)
+    _check_length(max_new_tokens, chunk_size)
+    model.eval()
+    x = _as_prompt(model, prompt, batch_size)
+    rng = RandomStream(x.shape[0], seed)
+    state = model.init_state(x.shape[0], cond, x.device)
+    logits, state = model.prime(x, state)
+    box = {"logits": logits, "state": state}
+
+    def next_token(i: int) -> torch.Tensor:
+        if i > 0:
+            box["logits"], box["state"] = model.step(box["last"], box["state"])
+        box["last"] = sample(box["logits"], cfg, rng.next())
+        return box["last"]
+
+    yield from _chunks(next_token, max_new_tokens, chunk_size)
+
+
+@torch.inference_mode()
+def generate_naive(model: AutoregressiveModel, prompt: torch.Tensor | Sequence[int] | None = None,
+                   max_new_tokens: int = 256, temperature: float = 1.0, top_k: int | None = None,
+                   top_p: float | None = None, cond: Any = None, seed: int | None = None, chunk_size: int = 256,
+                   batch_size: int | None = None) -> Iterator[torch.Tensor]:
+    """The reference: `forward` over the last `receptive_field` tokens for every new token."""
+    cfg = SamplingConfig(temperature, top_k, top_p)
+    _check_length(max_new_tokens, chunk_size)
+    model.eval()
+    x = _as_prompt(model, prompt, batch_size)
+    rng = RandomStream(x.shape[0], seed)
+    field = model.receptive_field
+    box = {"context": x}
+
+    def next_token(i: int) -> torch.Tensor:
+        ctx = box["context"] if field is None else box["context"][:, -field:]
+        ids = sample(model.forward(ctx, cond)[:, -1], cfg, rng.next())
+        box["context"] = torch.cat([box["context"] if field is None else ctx, ids.unsqueeze(1)], dim=1)
+        return ids
+
+    yield from _chunks(next_token, max_new_tokens, chunk_size)
+
+
+def generate_all(model: AutoregressiveModel, *args, naive: bool = False, **kwargs) -> torch.Tensor:
+    """Run a generator to the end and return all new ids [B, N]."""
+    fn = generate_naive if naive else generate
+    return torch.cat(list(fn(model, *args, **kwargs)), dim=1)

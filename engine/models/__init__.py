@@ -1,0 +1,2 @@
+"""Importing this package registers every model family with engine.registry."""
+from . import wavenet  # noqa: F401

@@ -1,0 +1,171 @@
+"""WaveNet (van den Oord et al. 2016) with the Fast WaveNet cached generator (Paine et al. 2016).
+
+ids -> input embedding -> blocks x layers of [causal dilated conv -> tanh * sigmoid gate -> residual 1x1 and skip
+1x1] -> sum of skips -> ReLU -> 1x1 -> ReLU -> 1x1 -> logits.  Dilations run 1, 2, 4, ... 2^(layers_per_block-1)
+in every block.  A global class/speaker embedding is added to every gate when `global_cond_classes` > 0.
+Generation keeps one convolution queue per layer (engine.conv_queue), so a sample costs O(layers).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..conv_queue import CausalConv1d
+from ..protocol import AutoregressiveModel, TokenSpec
+from ..registry import register_family
+
+
+@dataclass
+class WaveNetConfig:
+    n_classes: int = 256
+    layers_per_block: int = 10
+    blocks: int = 2
+    kernel_size: int = 2
+    residual_channels: int = 32
+    gate_channels: int = 64  # conv output, split in halves for tanh and sigmoid
+    skip_channels: int = 128
+    global_cond_classes: int = 0  # 0 = unconditioned
+    sample_rate: int = 16000
+    quantization: str = "mulaw"  # or "linear"
+    input: str = "embedding"  # or "onehot" (one-hot ids through a 1x1 conv)
+
+    def __post_init__(self) -> None:
+        if self.kernel_size < 2:
+            raise ValueError(f"kernel_size must be >= 2, got {self.kernel_size}")
+        if self.gate_channels % 2:
+            raise ValueError(f"gate_channels must be even (tanh and sigmoid halves), got {self.gate_channels}")
+        if min(self.n_classes, self.layers_per_block, self.blocks, self.residual_channels, self.skip_channels) < 1:
+            raise ValueError("n_classes, layers_per_block, blocks and channel counts must be positive")
+        if self.quantization not in ("mulaw", "linear"):
+            raise ValueError(f"quantization must be 'mulaw' or 'linear', got {self.quantization!r}")
+        if self.input not in ("embedding", "onehot"):
+            raise ValueError(f"input must be 'embedding' or 'onehot', got {self.input!r}")
+
+    @property
+    def dilations(self) -> list[int]:
+        return [2 ** i for i in range(self.layers_per_block)] * self.blocks
+
+
+@dataclass
+class WaveNetState:
+    queues: list[torch.Tensor]  # per layer [B, residual_channels, (kernel_size-1)*dilation]
+    t: int = 0  # tokens consumed so far (the ring-buffer clock)
+    cond_bias: list[torch.Tensor] | None = field(default=None)  # per layer [B, gate_channels]
+
+
+class ResidualLayer(nn.Module):
+    def __init__(self, cfg: WaveNetConfig, dilation: int):
+        super().__init__()
+        self.conv = CausalConv1d(cfg.residual_channels, cfg.gate_channels, cfg.kernel_size, dilation)
+        half = cfg.gate_channels // 2
+        self.residual = nn.Conv1d(half, cfg.residual_channels, 1)
+        self.skip = nn.Conv1d(half, cfg.skip_channels, 1)
+        self.cond = nn.Embedding(cfg.global_cond_classes, cfg.gate_channels) if cfg.global_cond_classes else None
+
+    def gate(self, z: torch.Tensor) -> torch.Tensor:
+        a, b = z.chunk(2, dim=1)
+        return torch.tanh(a) * torch.sigmoid(b)
+
+    def forward(self, x: torch.Tensor, cond_bias: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+        z = self.conv(x)
+        if cond_bias is not None:
+            z = z + cond_bias.unsqueeze(-1)
+        g = self.gate(z)
+        return (x + self.residual(g)) * math.sqrt(0.5), self.skip(g)
+
+
+class WaveNet(AutoregressiveModel):
+    def __init__(self, config: WaveNetConfig):
+        super().__init__()
+        self.config = cfg = config
+        if cfg.input == "embedding":
+            self.embed = nn.Embedding(cfg.n_classes, cfg.residual_channels)
+        else:
+            self.embed = nn.Conv1d(cfg.n_classes, cfg.residual_channels, 1)
+        self.layers = nn.ModuleList(ResidualLayer(cfg, d) for d in cfg.dilations)
+        self.head1 = nn.Conv1d(cfg.skip_channels, cfg.skip_channels, 1)
+        self.head2 = nn.Conv1d(cfg.skip_channels, cfg.n_classes, 1)
+
+    @property
+    def receptive_field(self) -> int:
+        return 1 + (self.config.kernel_size - 1) * sum(self.config.dilations)
+
+    @property
+    def tokens(self) -> TokenSpec:
+        c = self.config
+        return TokenSpec("audio", c.n_classes, c.sample_rate, c.quantization, start_id=c.n_classes // 2)
+
+    # ---- pieces shared by the parallel and the cached paths -------------------------------------------------
+    def _embed(self, x: torch.Tensor) -> torch.Tensor:  # [B, T] ids -> [B, R, T]
+        if self.config.input == "embedding":
+            return self.embed(x).transpose(1, 2)
+        return self.embed(F.one_hot(x, self.config.n_classes).transpose(1, 2).to(self.embed.weight.dtype))
+
+    def _head(self, skip: torch.Tensor) -> torch.Tensor:  # [B, S, T] -> [B, T, V]
+        return self.head2(F.relu(self.head1(F.relu(skip)))).transpose(1, 2)
+
+    def _cond_biases(self, cond, batch_size: int) -> list[torch.Tensor] | None:
+        if not self.config.global_cond_classes:
+            if cond is not None:
+                raise ValueError("this WaveNet is not conditioned; pass cond=None")
+            return None
+        if cond is None:
+            raise ValueError(f"this WaveNet is conditioned on {self.config.global_cond_classes} classes; pass cond")
+        cond = torch.as_tensor(cond, dtype=torch.long, device=self.device).reshape(-1)
+        if cond.numel() == 1 and batch_size > 1:
+            cond = cond.expand(batch_size)
+        if cond.shape[0] != batch_size or cond.min() < 0 or cond.max() >= self.config.global_cond_classes:
+            raise ValueError(f"cond must be {batch_size} class ids in 0..{self.config.global_cond_classes - 1}")
+        return [layer.cond(cond) for layer in self.layers]
+
+    # ---- the protocol ---------------------------------------------------------------------------------------
+    def forward(self, x: torch.Tensor, cond=None) -> torch.Tensor:
+        biases = self._cond_biases(cond, x.shape[0])
+        h = self._embed(x)
+        skip = 0
+        for i, layer in enumerate(self.layers):
+            h, s = layer(h, None if biases is None else biases[i])
+            skip = skip + s
+        return self._head(skip)
+
+    def init_state(self, batch_size: int, cond=None, device=None) -> WaveNetState:
+        device = torch.device(device) if device is not None else self.device
+        queues = [layer.conv.new_queue(batch_size, device) for layer in self.layers]
+        return WaveNetState(queues, 0, self._cond_biases(cond, batch_size))
+
+    def step(self, x_t: torch.Tensor, state: WaveNetState) -> tuple[torch.Tensor, WaveNetState]:
+        h = self._embed(x_t.unsqueeze(1))[:, :, 0]  # [B, R]
+        skip = 0
+        for i, layer in enumerate(self.layers):
+            z = layer.conv.step(h, state.queues[i], state.t)
+            if state.cond_bias is not None:
+                z = z + state.cond_bias[i]
+            a, b = z.chunk(2, dim=1)
+            g = torch.tanh(a) * torch.sigmoid(b)
+            h = (h + F.linear(g, layer.residual.weight[:, :, 0], layer.residual.bias)) * math.sqrt(0.5)
+            skip = skip + F.linear(g, layer.skip.weight[:, :, 0], layer.skip.bias)
+        state.t += 1
+        return self._head(skip.unsqueeze(-1))[:, 0], state
+
+    def prime(self, x: torch.Tensor, state: WaveNetState) -> tuple[torch.Tensor, WaveNetState]:
+        """The prompt in one parallel pass; each layer's queue is refilled from that layer's input sequence."""
+        if x.shape[1] == 0:
+            raise ValueError("prime needs at least one token")
+        h = self._embed(x)
+        skip = 0
+        for i, layer in enumerate(self.layers):
+            z, state.queues[i] = layer.conv.prime(h, state.queues[i], state.t)
+            if state.cond_bias is not None:
+                z = z + state.cond_bias[i].unsqueeze(-1)
+            g = layer.gate(z)
+            h = (h + layer.residual(g)) * math.sqrt(0.5)
+            skip = skip + layer.skip(g[:, :, -1:])
+        state.t += x.shape[1]
+        return self._head(skip)[:, -1], state
+
+
+register_family("wavenet", WaveNetConfig, WaveNet)
