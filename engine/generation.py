@@ -45,13 +45,22 @@ def _check_length(max_new_tokens: int, chunk_size: int) -> None:
         raise ValueError(f"chunk_size must be a positive whole number, got {chunk_size!r}")
 
 
-def _chunks(next_token, max_new_tokens: int, chunk_size: int) -> Iterator[torch.Tensor]:
+def _chunks(next_token, max_new_tokens: int, chunk_size: int, eos_id: int | None) -> Iterator[torch.Tensor]:
+    """Collect tokens into chunks; with an end-of-sequence id, rows that ended keep emitting it and the
+    generation stops once every row has ended."""
     buf: list[torch.Tensor] = []
+    done = None
     for i in range(max_new_tokens):
-        buf.append(next_token(i))
-        if len(buf) == chunk_size or i == max_new_tokens - 1:
+        ids = next_token(i)
+        if eos_id is not None:
+            done = (ids == eos_id) if done is None else done | (ids == eos_id)
+            ids = torch.where(done, torch.full_like(ids, eos_id), ids)
+        buf.append(ids)
+        if len(buf) == chunk_size or i == max_new_tokens - 1 or (done is not None and bool(done.all())):
             yield torch.stack(buf, dim=1)
             buf = []
+            if done is not None and bool(done.all()):
+                return
 
 
 @torch.inference_mode()
@@ -75,7 +84,7 @@ def generate(model: AutoregressiveModel, prompt: torch.Tensor | Sequence[int] | 
         box["last"] = sample(box["logits"], cfg, rng.next())
         return box["last"]
 
-    yield from _chunks(next_token, max_new_tokens, chunk_size)
+    yield from _chunks(next_token, max_new_tokens, chunk_size, model.tokens.eos_id)
 
 
 @torch.inference_mode()
@@ -98,7 +107,7 @@ def generate_naive(model: AutoregressiveModel, prompt: torch.Tensor | Sequence[i
         box["context"] = torch.cat([box["context"] if field is None else ctx, ids.unsqueeze(1)], dim=1)
         return ids
 
-    yield from _chunks(next_token, max_new_tokens, chunk_size)
+    yield from _chunks(next_token, max_new_tokens, chunk_size, model.tokens.eos_id)
 
 
 def generate_all(model: AutoregressiveModel, *args, naive: bool = False, **kwargs) -> torch.Tensor:
