@@ -1,0 +1,96 @@
+"""The sampler and the two generation paths."""
+import math
+
+import pytest
+import torch
+
+import engine
+from engine.sampling import RandomStream, SamplingConfig, filtered_probs, sample
+
+
+def tiny_wavenet(cond_classes=0, kernel_size=2):
+    return engine.build_model("wavenet", layers_per_block=4, blocks=2, kernel_size=kernel_size, residual_channels=8,
+                              gate_channels=8, skip_channels=8, n_classes=32, global_cond_classes=cond_classes)
+
+
+@pytest.mark.parametrize("kwargs", [
+    dict(temperature=1.0), dict(temperature=0.7, top_k=5), dict(temperature=1.3, top_p=0.8), dict(temperature=0.0),
+])
+@pytest.mark.parametrize("cond_classes,batch", [(0, 1), (0, 3), (4, 2)])
+def test_cached_and_naive_give_identical_ids(kwargs, cond_classes, batch):
+    model = tiny_wavenet(cond_classes)
+    cond = torch.arange(batch) % 4 if cond_classes else None
+    prompt = torch.randint(0, 32, (batch, 9))
+    a = engine.generate_all(model, prompt, max_new_tokens=80, seed=7, cond=cond, chunk_size=13, **kwargs)
+    b = engine.generate_all(model, prompt, max_new_tokens=80, seed=7, cond=cond, naive=True, **kwargs)
+    assert a.shape == (batch, 80)
+    assert torch.equal(a, b)
+
+
+def test_same_seed_same_ids_and_chunks_stream():
+    model = tiny_wavenet()
+    chunks = list(engine.generate(model, None, max_new_tokens=50, seed=3, chunk_size=16))
+    assert [c.shape[1] for c in chunks] == [16, 16, 16, 2]
+    again = engine.generate_all(model, None, max_new_tokens=50, seed=3, chunk_size=50)
+    assert torch.equal(torch.cat(chunks, 1), again)
+    other = engine.generate_all(model, None, max_new_tokens=50, seed=4)
+    assert not torch.equal(again, other)
+
+
+def test_temperature_one_leaves_softmax_unchanged_and_zero_is_argmax():
+    logits = torch.randn(4, 50)
+    p = filtered_probs(logits, SamplingConfig(1.0))
+    assert torch.allclose(p, torch.softmax(logits.double(), -1))
+    ids = sample(logits, SamplingConfig(0.0), torch.rand(4, dtype=torch.float64))
+    assert torch.equal(ids, logits.argmax(-1))
+
+
+def test_top_k_and_top_p_never_emit_masked_ids():
+    torch.manual_seed(1)
+    logits = torch.randn(2, 40)
+    top5 = set(torch.topk(logits, 5).indices.flatten().tolist())
+    rng = RandomStream(2, seed=0)
+    for _ in range(300):
+        ids = sample(logits, SamplingConfig(2.0, top_k=5), rng.next())
+        for row, i in enumerate(ids.tolist()):
+            assert i in torch.topk(logits[row], 5).indices.tolist()
+    probs = torch.softmax(logits.double(), -1)
+    for p_cut in (0.3, 0.9):
+        sorted_p, order = probs.sort(-1, descending=True)
+        nucleus = [set(order[r, :int((sorted_p[r].cumsum(0) < p_cut).sum()) + 1].tolist()) for r in range(2)]
+        for _ in range(300):
+            ids = sample(logits, SamplingConfig(1.0, top_p=p_cut), rng.next())
+            assert all(i in nucleus[r] for r, i in enumerate(ids.tolist()))
+    assert top5  # the fixture is not degenerate
+
+
+def test_extreme_uniforms_stay_in_the_allowed_set():
+    logits = torch.tensor([[0.0, 5.0, -1e9, 4.0, -1e9]])
+    for u in (0.0, 0.5, 1.0 - 1e-16):
+        i = sample(logits, SamplingConfig(1.0, top_k=2), torch.tensor([u], dtype=torch.float64)).item()
+        assert i in (1, 3)
+
+
+@pytest.mark.parametrize("kwargs,match", [
+    (dict(temperature=math.nan), "temperature"), (dict(temperature=-1.0), "temperature"),
+    (dict(temperature=1e9), "temperature"), (dict(top_k=-2), "top_k"), (dict(top_p=0.0), "top_p"),
+    (dict(top_p=1.5), "top_p"), (dict(max_new_tokens=0), "max_new_tokens"), (dict(max_new_tokens=-5), "max_new_tokens"),
+    (dict(max_new_tokens=10**9), "max_new_tokens"),
+])
+def test_bad_generation_arguments_are_refused_clearly(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        next(engine.generate(tiny_wavenet(), None, **kwargs))
+
+
+def test_out_of_range_prompt_is_refused():
+    with pytest.raises(ValueError, match="prompt ids"):
+        next(engine.generate(tiny_wavenet(), [1, 2, 99]))
+
+
+def test_prompt_longer_than_the_field_and_batch_expansion():
+    model = tiny_wavenet(kernel_size=3)
+    prompt = torch.randint(0, 32, (1, model.receptive_field * 2 + 3))
+    a = engine.generate_all(model, prompt, max_new_tokens=20, seed=1, batch_size=3)
+    b = engine.generate_all(model, prompt, max_new_tokens=20, seed=1, batch_size=3, naive=True)
+    assert a.shape == (3, 20) and torch.equal(a, b)
+    assert not torch.equal(a[0], a[1])  # each row draws its own randomness
