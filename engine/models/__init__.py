@@ -1,2 +1,3 @@
 """Importing this package registers every model family with engine.registry."""
 from . import wavenet  # noqa: F401
+from . import hierarchical  # noqa: F401

@@ -1,0 +1,73 @@
+"""Hierarchical pair-fusion model: protocol invariant for 1-5 levels, exact context 2^levels, makemore equivalence."""
+import pytest
+import torch
+
+import engine
+from protocol_checks import assert_causal, assert_prime_then_step_matches, assert_step_matches_forward
+
+
+@pytest.mark.parametrize("levels", [1, 2, 3, 4, 5])
+@pytest.mark.parametrize("norm", ["layernorm", "batchnorm"])
+def test_step_equals_forward_and_prime(levels, norm):
+    widths = [5 + 2 * i for i in range(levels)]  # per-level widths differ
+    model = engine.build_model("hierarchical", vocab_size=32, n_embd=6, levels=levels, widths=widths, norm=norm,
+                               start_id=3)
+    if norm == "batchnorm":  # give the running stats something other than the identity
+        model.train()
+        with torch.no_grad():
+            model(torch.randint(0, 32, (4, 40)))
+    x = torch.randint(0, 32, (3, 45))
+    assert_step_matches_forward(model, x)
+    assert_prime_then_step_matches(model, x, split=levels * 7 + 1)
+    assert_causal(model, x, t=20)
+
+
+@pytest.mark.parametrize("levels", [1, 3, 5])
+def test_context_is_exactly_two_to_the_levels(levels):
+    model = engine.build_model("hierarchical", vocab_size=16, n_embd=4, levels=levels, widths=[6]).eval()
+    n = 2 ** levels
+    assert model.receptive_field == n
+    x = torch.randint(0, 16, (1, n + 8))
+    with torch.no_grad():
+        base = model(x)[0, -1]
+        y = x.clone()
+        y[0, -n] = (y[0, -n] + 1) % 16  # oldest id inside the context: must matter
+        assert (model(y)[0, -1] - base).abs().max() > 1e-6
+        y = x.clone()
+        y[0, : -n] = (y[0, : -n] + 1) % 16  # everything older: must not
+        assert (model(y)[0, -1] - base).abs().max() == 0
+
+
+def test_matches_makemore_non_overlapping_fusion():
+    """At the last position, the conv stack computes makemore's FlattenConsecutive(2) + Linear tree."""
+    torch.manual_seed(1)
+    model = engine.build_model("hierarchical", vocab_size=27, n_embd=5, levels=3, widths=[7, 8, 9]).eval()
+    x = torch.randint(0, 27, (2, 8))
+    with torch.no_grad():
+        want = model(x)[:, -1]
+        h = model.embed(x)  # [B, 8, E]
+        for level in model.levels:
+            B, T, C = h.shape
+            pairs = h.reshape(B, T // 2, 2 * C)  # makemore's FlattenConsecutive(2): (older, newer) concatenated
+            w = level.conv.weight  # [out, in, 2]: tap 0 sees t - d (older), tap 1 sees t
+            lin = torch.cat([w[:, :, 0], w[:, :, 1]], dim=1)
+            h = torch.tanh(level.norm(pairs @ lin.T + level.conv.bias))
+        got = model.head(h[:, -1])
+    assert (got - want).abs().max() < 1e-5
+
+
+def test_naive_and_cached_generation_agree():
+    model = engine.build_model("hierarchical", vocab_size=32, n_embd=6, levels=3, widths=[8], start_id=10)
+    a = engine.generate_all(model, [10, 5, 7], max_new_tokens=30, seed=3)
+    b = engine.generate_all(model, [10, 5, 7], max_new_tokens=30, seed=3, naive=True)
+    assert torch.equal(a, b)
+
+
+def test_bad_config_and_ids_are_rejected():
+    with pytest.raises(ValueError):
+        engine.build_model("hierarchical", levels=3, widths=[8, 8])
+    with pytest.raises(ValueError):
+        engine.build_model("hierarchical", norm="groupnorm")
+    model = engine.build_model("hierarchical", vocab_size=128, levels=2, widths=[8])
+    with pytest.raises(ValueError):
+        model(torch.tensor([[200]]))
