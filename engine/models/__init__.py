@@ -1,3 +1,4 @@
 """Importing this package registers every model family with engine.registry."""
 from . import wavenet  # noqa: F401
 from . import hierarchical  # noqa: F401
+from . import bytenet  # noqa: F401
