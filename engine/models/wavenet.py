@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..conv_queue import CausalConv1d
+from ..conv_queue import CausalConv1d, prepared
 from ..protocol import AutoregressiveModel, TokenSpec
 from ..registry import register_family
 
@@ -137,17 +137,30 @@ class WaveNet(AutoregressiveModel):
         queues = [layer.conv.new_queue(batch_size, device) for layer in self.layers]
         return WaveNetState(queues, 0, self._cond_biases(cond, batch_size))
 
+    def _step_weights(self) -> tuple[torch.Tensor, ...]:
+        """Residual 1x1s pre-scaled by sqrt(1/2) and all skip 1x1s stacked, so a step does one skip matmul."""
+        s = math.sqrt(0.5)
+        params = [p for layer in self.layers for p in (*layer.residual.parameters(), *layer.skip.parameters())]
+        return prepared(self, "step", lambda: (
+            [layer.residual.weight[:, :, 0].t() * s for layer in self.layers],
+            [layer.residual.bias * s for layer in self.layers],
+            torch.cat([layer.skip.weight[:, :, 0].t() for layer in self.layers], 0),
+            sum(layer.skip.bias for layer in self.layers),
+        ), *params)
+
     def step(self, x_t: torch.Tensor, state: WaveNetState) -> tuple[torch.Tensor, WaveNetState]:
+        res_w, res_b, skip_w, skip_b = self._step_weights()
         h = self._embed(x_t.unsqueeze(1))[:, :, 0]  # [B, R]
-        skip = 0
+        half = self.config.gate_channels // 2
+        gates = []
         for i, layer in enumerate(self.layers):
             z = layer.conv.step(h, state.queues[i], state.t)
             if state.cond_bias is not None:
                 z = z + state.cond_bias[i]
-            a, b = z.chunk(2, dim=1)
-            g = torch.tanh(a) * torch.sigmoid(b)
-            h = (h + F.linear(g, layer.residual.weight[:, :, 0], layer.residual.bias)) * math.sqrt(0.5)
-            skip = skip + F.linear(g, layer.skip.weight[:, :, 0], layer.skip.bias)
+            g = torch.tanh(z[:, :half]) * torch.sigmoid(z[:, half:])
+            h = torch.addmm(res_b[i], g, res_w[i]).add_(h, alpha=math.sqrt(0.5))
+            gates.append(g)
+        skip = torch.addmm(skip_b, torch.cat(gates, 1), skip_w)
         state.t += 1
         return self._head(skip.unsqueeze(-1))[:, 0], state
 
