@@ -1,4 +1,6 @@
 """Importing this package registers every model family with engine.registry."""
 from . import wavenet  # noqa: F401
 from . import hierarchical  # noqa: F401
+from . import samplernn  # noqa: F401
 from . import bytenet  # noqa: F401
+from . import rnn  # noqa: F401

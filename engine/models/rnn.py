@@ -1,0 +1,199 @@
+"""RNN language model over bytes, with the Seq2Seq Upgrade features.
+
+ids -> embedding -> layers of a recurrent cell (lstm, gru, jzs1, jzs2, jzs3, irnn; engine/models/rnn_cells.py)
+with dropout between them -> linear head.  On top of the plain LM:
+- the norm-stabilizer (Krueger & Memisevic 2016), β · mean_t (‖h_t‖ − ‖h_{t−1}‖)², on the hidden states
+  and/or the logits: `norm_stabilizer(hiddens, logits)` returns the penalties by name, so a trainer adds them
+  to the loss and reports them apart from the cross-entropy (`forward_with_hiddens` gives what it needs);
+- hidden-state averaging at decode time: the state fed to the next step is
+  influence · mean(h_1..h_t) + (1 − influence) · h_t.  The influence lives in the decoding state
+  (`init_state(..., influence=)`, default `model.averaging_influence`), so `engine.generate` needs no option;
+- per-layer device placement: `devices=["cuda:0", "cuda:1"]` puts consecutive layers on the same device
+  (the embedding with the first layer, the head with the last); activations move between devices.
+`RNNStack` is reused by the seq2seq family for RNN encoders and decoders.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+
+from ..protocol import AutoregressiveModel, TokenSpec
+from ..registry import register_family
+from ..text import BYTE_VOCAB, NEWLINE
+from .rnn_cells import CELLS, State, make_cell
+
+
+def layer_devices(devices: list[str] | None, layers: int) -> list[torch.device] | None:
+    """Consecutive layers share a device: layer i goes to devices[i * len(devices) // layers]."""
+    if not devices:
+        return None
+    return [torch.device(devices[i * len(devices) // layers]) for i in range(layers)]
+
+
+class RNNStack(nn.Module):
+    """`layers` cells of one kind; `forward` runs layer by layer over the whole sequence, `step` one token."""
+
+    def __init__(self, cell: str, input_size: int, hidden_size: int, layers: int, dropout: float = 0.0,
+                 irnn_scale: float = 1.0, devices: list[str] | None = None):
+        super().__init__()
+        self.cells = nn.ModuleList(make_cell(cell, input_size if i == 0 else hidden_size, hidden_size, irnn_scale)
+                                   for i in range(layers))
+        self.drop = nn.Dropout(dropout)
+        self.devices = layer_devices(devices, layers)
+        if self.devices:
+            for c, d in zip(self.cells, self.devices):
+                c.to(d)
+
+    def _device(self, i: int) -> torch.device:
+        return self.devices[i] if self.devices else next(self.cells[i].parameters()).device
+
+    def init_states(self, batch_size: int, device=None) -> list[State]:
+        return [c.init_state(batch_size, None if self.devices else device) for c in self.cells]
+
+    def forward(self, x: torch.Tensor, states: list[State] | None = None) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """x [B, T, I] -> (top-layer outputs [B, T, H] after dropout, every layer's h sequence [B, T, H])."""
+        hiddens = []
+        for i, cell in enumerate(self.cells):
+            x = x.to(self._device(i))
+            pre = cell.precompute(x)
+            st = states[i] if states is not None else cell.init_state(x.shape[0], x.device)
+            outs = []
+            for t in range(x.shape[1]):
+                st = cell.recur(tuple(p[:, t] for p in pre), st)
+                outs.append(st[0])
+            h = torch.stack(outs, dim=1)
+            hiddens.append(h)
+            x = self.drop(h)
+        return x, hiddens
+
+    def step(self, x: torch.Tensor, states: list[State]) -> tuple[torch.Tensor, list[State]]:
+        """x [B, I] -> (top-layer h [B, H], new states)."""
+        new = []
+        for i, cell in enumerate(self.cells):
+            x = x.to(self._device(i))
+            pre = tuple(p[:, 0] for p in cell.precompute(x.unsqueeze(1)))
+            st = cell.recur(pre, states[i])
+            new.append(st)
+            x = st[0]
+        return x, new
+
+
+@dataclass
+class AveragingState:
+    """Running sums of each layer's h for hidden-state averaging (Seq2Seq Upgrade)."""
+
+    influence: float = 0.0
+    sums: list[torch.Tensor] | None = None
+    n: int = 0
+
+    def feed(self, states: list[State]) -> list[State]:
+        """The states to feed the next step: influence · mean(h_1..h_t) + (1 − influence) · h_t (h only)."""
+        if not self.influence:
+            return states
+        hs = [s[0] for s in states]
+        self.sums = hs if self.sums is None else [a + h for a, h in zip(self.sums, hs)]
+        self.n += 1
+        a = self.influence
+        return [(a * (m / self.n) + (1 - a) * s[0],) + tuple(s[1:]) for m, s in zip(self.sums, states)]
+
+
+def norm_stabilizer_term(seq: torch.Tensor) -> torch.Tensor:
+    """mean over batch and t of (‖h_t‖ − ‖h_{t−1}‖)² for a sequence [B, T, H] (t = 2..T); 0 when T < 2."""
+    if seq.shape[1] < 2:
+        return seq.new_zeros(())
+    norms = seq.norm(dim=-1)
+    return (norms[:, 1:] - norms[:, :-1]).pow(2).mean()
+
+
+@dataclass
+class RNNConfig:
+    vocab_size: int = BYTE_VOCAB
+    cell: str = "lstm"  # lstm, gru, jzs1, jzs2, jzs3, irnn
+    hidden_size: int = 128
+    layers: int = 2
+    embed_size: int = 0  # 0 = hidden_size
+    dropout: float = 0.0
+    irnn_scale: float = 1.0  # IRNN recurrent matrix starts as scale * I
+    norm_stabilizer_hidden: float = 0.0  # β of the norm-stabilizer on hidden states (0 = off)
+    norm_stabilizer_logits: float = 0.0  # β on the logits (0 = off)
+    averaging_influence: float = 0.0  # decode-time hidden-state averaging default (0 = off)
+    devices: list[str] | None = None  # per-layer placement, e.g. ["cuda:0", "cuda:1"]
+    start_id: int = NEWLINE  # fed first when generating without a prompt
+
+    def __post_init__(self) -> None:
+        if self.cell not in CELLS:
+            raise ValueError(f"cell must be one of {CELLS}, got {self.cell!r}")
+        if min(self.vocab_size, self.hidden_size, self.layers) < 1 or self.embed_size < 0:
+            raise ValueError("vocab_size, hidden_size and layers must be positive, embed_size >= 0")
+        if not 0 <= self.averaging_influence <= 1:
+            raise ValueError(f"averaging_influence must be in [0, 1], got {self.averaging_influence}")
+        if min(self.norm_stabilizer_hidden, self.norm_stabilizer_logits) < 0:
+            raise ValueError("norm-stabilizer weights must be >= 0")
+        if self.devices is not None and (not self.devices or len(self.devices) > self.layers):
+            raise ValueError(f"devices must list 1..{self.layers} devices (one per group of layers)")
+
+
+@dataclass
+class RNNState:
+    layers: list[State]  # per layer (h,) or (h, c)
+    averaging: AveragingState = field(default_factory=AveragingState)
+
+
+class RNN(AutoregressiveModel):
+    def __init__(self, config: RNNConfig):
+        super().__init__()
+        self.config = cfg = config
+        emb = cfg.embed_size or cfg.hidden_size
+        self.embed = nn.Embedding(cfg.vocab_size, emb)
+        self.rnn = RNNStack(cfg.cell, emb, cfg.hidden_size, cfg.layers, cfg.dropout, cfg.irnn_scale, cfg.devices)
+        self.head = nn.Linear(cfg.hidden_size, cfg.vocab_size)
+        self.averaging_influence = cfg.averaging_influence  # decode-time option; the app may change it
+        if self.rnn.devices:
+            self.embed.to(self.rnn.devices[0])
+            self.head.to(self.rnn.devices[-1])
+
+    @property
+    def receptive_field(self) -> None:
+        return None
+
+    @property
+    def tokens(self) -> TokenSpec:
+        return TokenSpec("text", self.config.vocab_size, start_id=self.config.start_id)
+
+    def forward_with_hiddens(self, x: torch.Tensor, cond=None) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """Teacher-forced logits [B, T, V] and every layer's hidden states [B, T, H] (for the norm-stabilizer)."""
+        if cond is not None:
+            raise ValueError("the RNN LM is unconditioned; pass cond=None")
+        out, hiddens = self.rnn(self.embed(x))
+        return self.head(out.to(self.head.weight.device)), hiddens
+
+    def forward(self, x: torch.Tensor, cond=None) -> torch.Tensor:
+        return self.forward_with_hiddens(x, cond)[0]
+
+    def norm_stabilizer(self, hiddens: list[torch.Tensor], logits: torch.Tensor) -> dict[str, torch.Tensor]:
+        """The configured penalties by name (β already applied); the hidden one is averaged over layers."""
+        out = {}
+        if self.config.norm_stabilizer_hidden:
+            terms = [norm_stabilizer_term(h).to(logits.device) for h in hiddens]
+            out["norm_stabilizer_hidden"] = self.config.norm_stabilizer_hidden * torch.stack(terms).mean()
+        if self.config.norm_stabilizer_logits:
+            out["norm_stabilizer_logits"] = self.config.norm_stabilizer_logits * norm_stabilizer_term(logits)
+        return out
+
+    def init_state(self, batch_size: int, cond=None, device=None, influence: float | None = None) -> RNNState:
+        if cond is not None:
+            raise ValueError("the RNN LM is unconditioned; pass cond=None")
+        influence = self.averaging_influence if influence is None else influence
+        if not 0 <= influence <= 1:
+            raise ValueError(f"averaging influence must be in [0, 1], got {influence}")
+        return RNNState(self.rnn.init_states(batch_size, device), AveragingState(float(influence)))
+
+    def step(self, x_t: torch.Tensor, state: RNNState) -> tuple[torch.Tensor, RNNState]:
+        h, layers = self.rnn.step(self.embed(x_t.to(self.embed.weight.device)), state.layers)
+        state.layers = state.averaging.feed(layers)
+        return self.head(h.to(self.head.weight.device)), state
+
+
+register_family("rnn", RNNConfig, RNN)
