@@ -59,3 +59,16 @@ def test_subprocess_prints_no_traceback(tmp_path):
     r = subprocess.run([sys.executable, "-m", "engine.generate", "--model", str(tmp_path), "--tokens", "x"],
                        capture_output=True, text=True, timeout=120)
     assert r.returncode == 2 and "Traceback" not in r.stderr and r.stderr.count("\n") == 1
+
+
+def test_text_model_prints_text_and_writes_a_file(tmp_path, capsys):
+    model = engine.build_model("bytenet", d=8, sets=1, set_size=2)
+    path = engine.save_model(model, tmp_path / "bn")
+    assert main(["--model", str(path), "--prompt-text", "héllo", "--tokens", "40", "--seed", "2"]) == 0
+    printed = capsys.readouterr().out
+    assert len(printed.encode("utf-8", errors="surrogatepass")) >= 1
+    out = tmp_path / "gen.txt"
+    assert main(["--model", str(path), "--prompt-text", "héllo", "--tokens", "40", "--seed", "2", "--out", str(out)]) == 0
+    assert out.read_text(encoding="utf-8") + "\n" == printed
+    assert main(["--model", str(path), "--prompt-audio", str(out), "--tokens", "4"]) == 2
+    assert main(["--model", str(path), "--seconds", "1"]) == 2
