@@ -1,0 +1,6 @@
+"""`python -m trainers ...` (see trainers.cli)."""
+import sys
+
+from .cli import main
+
+sys.exit(main())

@@ -1,0 +1,167 @@
+"""Command line: `python -m trainers train ...` and `python -m trainers eval ...`.
+
+    python -m trainers train --family F --data PATH --out RUN_DIR [--preset small|base] [--minutes M]
+                             [--max-steps N] [--resume] [--set field=value ...]
+    python -m trainers eval --model CHECKPOINT --data PATH [--split val] [--max-tokens N]
+    python -m trainers presets [--family F]
+
+`--set` overrides any TrainConfig field or, failing that, a field of the family's model config (so
+`--set residual_channels=48 --set lr=1e-3` both work).  Bad input ends with one line on stderr and exit
+status 2, no traceback.  Works unchanged under `torchrun --nproc_per_node=N -m trainers train ...`.
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import logging
+import math
+import os
+import sys
+import traceback
+from pathlib import Path
+
+from engine import registry
+from engine.audio import AudioError
+from engine.checkpoint import CheckpointError
+
+from . import runfiles
+from .config import TrainConfig, coerce
+from .data import KINDS, LABEL_RULES, SPLIT_RULES, DataError
+from .presets import PresetError, get_preset, presets
+
+USER_ERRORS = (DataError, PresetError, CheckpointError, AudioError, ValueError, TypeError, FileNotFoundError,
+               PermissionError, IsADirectoryError, NotADirectoryError)
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m trainers", description="Train and evaluate autoregressive models.")
+    sub = p.add_subparsers(dest="command", required=True)
+    t = sub.add_parser("train", help="train a model (or resume a run)")
+    t.add_argument("--family", help=f"model family ({', '.join(registry.families())})")
+    t.add_argument("--data", help="text file, names list, .tsv pairs, or audio folder")
+    t.add_argument("--out", required=True, help="run folder (checkpoints, status.json, metrics.jsonl)")
+    t.add_argument("--preset", default=None, help="small | base | a named recipe (python -m trainers presets)")
+    t.add_argument("--minutes", type=float, help="training time budget (total, resumes included)")
+    t.add_argument("--max-steps", type=int)
+    t.add_argument("--resume", action="store_true", help="continue from RUN_DIR/last/")
+    t.add_argument("--batch-size", type=int)
+    t.add_argument("--seq-len", type=int)
+    t.add_argument("--lr", type=float)
+    t.add_argument("--data-kind", choices=KINDS)
+    t.add_argument("--split", choices=SPLIT_RULES, help="audio held-out rule")
+    t.add_argument("--labels", choices=LABEL_RULES, help="audio class labels for global conditioning")
+    t.add_argument("--device", help="auto | cpu | cuda | cuda:N")
+    t.add_argument("--threads", type=int, help="CPU threads (torch.set_num_threads)")
+    t.add_argument("--seed", type=int)
+    t.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
+                   help="override a TrainConfig or model config field (repeatable)")
+    t.add_argument("--no-progress", action="store_true", help="no tqdm bar")
+    e = sub.add_parser("eval", help="held-out nats and bits per token of a checkpoint")
+    e.add_argument("--model", required=True, help="checkpoint folder (e.g. RUN_DIR/best)")
+    e.add_argument("--data", required=True)
+    e.add_argument("--split", default="val", help="val (held-out) or test (names lists)")
+    e.add_argument("--max-tokens", type=int)
+    e.add_argument("--batch-size", type=int, default=16)
+    e.add_argument("--trailing-silence", type=float, default=None,
+                   help="seconds of silence appended to clips (default: as in training; 0 scores real audio only)")
+    e.add_argument("--device", default="cpu")
+    e.add_argument("--threads", type=int)
+    pr = sub.add_parser("presets", help="list presets")
+    pr.add_argument("--family")
+    return p
+
+
+def config_from_args(a: argparse.Namespace) -> TrainConfig:
+    out = Path(a.out)
+    if a.resume and (out / runfiles.RUN_FILE).is_file():
+        from .train import load_run_config
+        cfg = load_run_config(out)
+        cfg.out = str(out)
+    else:
+        if a.resume:
+            raise DataError(f"nothing to resume in {out}: {runfiles.RUN_FILE} is missing")
+        if not a.family or not a.data:
+            raise DataError("--family and --data are required (unless --resume)")
+        registry.config_class(a.family)  # unknown family -> one clear line
+        preset = get_preset(a.family, a.preset or "small")
+        cfg = TrainConfig(**{**preset.train, "family": a.family, "data": a.data, "out": str(out),
+                             "preset": preset.name, "model": dict(preset.model)})
+    for name in ("minutes", "max_steps", "batch_size", "seq_len", "lr", "data_kind", "split", "labels", "device",
+                 "threads", "seed"):
+        value = getattr(a, name, None)
+        if value is not None:
+            setattr(cfg, name, value)
+    train_fields = {f.name: f for f in dataclasses.fields(TrainConfig)}
+    model_fields = {f.name: f for f in dataclasses.fields(registry.config_class(cfg.family))}
+    for item in a.set:
+        if "=" not in item:
+            raise DataError(f"--set takes FIELD=VALUE, got {item!r}")
+        key, value = item.split("=", 1)
+        if key in train_fields and key not in ("model",):
+            setattr(cfg, key, coerce(value, getattr(cfg, key)))
+        elif key in model_fields:
+            like = cfg.model.get(key, getattr(registry.config_class(cfg.family)(), key, None))
+            cfg.model[key] = coerce(value, like)
+        else:
+            raise DataError(f"--set {key}: not a training field nor a {cfg.family} config field")
+    if cfg.max_steps < 1 or cfg.batch_size < 1 or cfg.seq_len < 1:
+        raise DataError("max_steps, batch_size and seq_len must be positive")
+    if cfg.minutes is not None and cfg.minutes <= 0:
+        raise DataError("--minutes must be positive")
+    return cfg
+
+
+def _fail(msg: str, out: str | None) -> int:
+    print(f"error: {msg}", file=sys.stderr)
+    if out and Path(out).is_dir() and int(os.environ.get("RANK", "0")) == 0:
+        runfiles.update_status(out, state="failed", error=msg)
+    return 2
+
+
+def cmd_train(a: argparse.Namespace) -> int:
+    from .train import TrainError, train
+    try:
+        cfg = config_from_args(a)
+        summary = train(cfg, resume=a.resume, progress=not a.no_progress)
+    except (TrainError, *USER_ERRORS) as e:
+        return _fail(str(e).splitlines()[0] if str(e) else type(e).__name__, a.out)
+    except Exception as e:  # a bug: keep the traceback in the log, but still end with one clear line
+        traceback.print_exc()
+        return _fail(f"{type(e).__name__}: {e}", a.out)
+    if int(os.environ.get("RANK", "0")) == 0:
+        val = summary.get("val_loss")
+        line = f"{summary['steps']} steps ({summary['stop_reason']})"
+        if val is not None:
+            line += f"; best held-out {val:.4f} nats/token = {val / math.log(2):.4f} bits/token -> {summary['best']}"
+        print(line)
+    return 0
+
+
+def cmd_eval(a: argparse.Namespace) -> int:
+    from .evaluate import evaluate_checkpoint
+    import torch
+    if a.threads:
+        torch.set_num_threads(a.threads)
+    try:
+        res = evaluate_checkpoint(a.model, a.data, a.split, a.max_tokens, batch_size=a.batch_size, device=a.device,
+                                  trailing_silence=a.trailing_silence)
+    except (KeyError,) as e:
+        print(f"error: the data has no {e} split", file=sys.stderr)
+        return 2
+    except USER_ERRORS as e:
+        print(f"error: {str(e).splitlines()[0]}", file=sys.stderr)
+        return 2
+    print(f"held-out ({a.split}): {res.nats:.4f} nats/token, {res.bits:.4f} bits/token over {res.tokens} tokens")
+    return 0
+
+
+def cmd_presets(a: argparse.Namespace) -> int:
+    for p in presets(a.family):
+        print(f"{p.family:12s} {p.name:8s} {p.description}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    a = _parser().parse_args(argv)
+    return {"train": cmd_train, "eval": cmd_eval, "presets": cmd_presets}[a.command](a)

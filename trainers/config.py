@@ -1,0 +1,79 @@
+"""TrainConfig: everything one training run needs besides the model's own config, as one dataclass.
+
+It is stored in the run folder (`run.json`) so `--resume` and background jobs rebuild the same run.
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass
+class TrainConfig:
+    # what to train, on what, where
+    family: str = "wavenet"
+    data: str = ""
+    out: str = ""
+    preset: str = "small"
+    model: dict[str, Any] = field(default_factory=dict)  # the family's config fields (preset + overrides)
+    # data
+    data_kind: str = "auto"  # auto | text | names | pairs | audio
+    split: str = "auto"  # audio held-out rule: auto | fsdd | fraction
+    labels: str = "none"  # audio global-conditioning labels: none | prefix | folder
+    val_fraction: float = 0.1
+    trailing_silence: float = 0.0  # seconds of silence appended to every audio clip (teaches the model to stop)
+    # optimization
+    batch_size: int = 16
+    seq_len: int = 256  # scored positions per window; windows add receptive_field - 1 tokens of context
+    max_steps: int = 2000
+    minutes: float | None = None  # wall-clock budget; the cosine schedule follows whichever runs out first
+    lr: float = 2e-3
+    min_lr_ratio: float = 0.1
+    warmup_steps: int = 100
+    weight_decay: float = 0.01
+    beta1: float = 0.9
+    beta2: float = 0.99
+    grad_clip: float = 1.0
+    amp: bool = True  # autocast on CUDA (bf16 where supported, else fp16 with a GradScaler); ignored on CPU
+    # bookkeeping
+    eval_every: int = 200
+    eval_tokens: int = 65536  # held-out targets scored per periodic evaluation (the final one too)
+    eval_batch_size: int = 16
+    log_every: int = 10
+    checkpoint_every: int = 200  # steps between resumable `last/` checkpoints (also written at every eval)
+    seed: int = 1337
+    device: str = "auto"  # auto | cpu | cuda | cuda:N
+    threads: int | None = None  # torch.set_num_threads for CPU runs
+    license: str | None = None  # of the data, copied into the checkpoint's config.json
+    data_source: str | None = None  # where the data came from, copied into config.json
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "TrainConfig":
+        known = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in known})
+
+
+def coerce(value: str, like: Any) -> Any:
+    """A command-line string as the type of `like` (the field's current value)."""
+    if isinstance(like, bool):
+        if value.lower() in ("1", "true", "yes", "on"):
+            return True
+        if value.lower() in ("0", "false", "no", "off"):
+            return False
+        raise ValueError(f"expected true/false, got {value!r}")
+    if isinstance(like, int):
+        return int(value)
+    if isinstance(like, float):
+        return float(value)
+    if like is None:
+        for kind in (int, float):
+            try:
+                return kind(value)
+            except ValueError:
+                pass
+        return None if value.lower() == "none" else value
+    return value
