@@ -123,14 +123,26 @@ class SampleMLP(nn.Module):
         super().__init__()
         self.frame_size = cfg.frame_sizes[-1]
         self.embed = nn.Embedding(cfg.n_classes, cfg.embed_dim)
-        self.inp = nn.Conv1d(cfg.embed_dim, cfg.mlp_dim, self.frame_size)  # Linear over the concatenated embeddings
+        self.inp = nn.Linear(self.frame_size * cfg.embed_dim, cfg.mlp_dim)  # over the concatenated embeddings
         self.hidden = nn.Linear(cfg.mlp_dim, cfg.mlp_dim)
         self.out = nn.Linear(cfg.mlp_dim, cfg.n_classes)
 
     def forward(self, ids: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
-        """ids [B, T + F - 1] (the F - 1 before the first target's window included), cond [B, T, mlp] -> [B, T, V]."""
-        h = self.inp(self.embed(ids).transpose(1, 2)).transpose(1, 2) + cond
+        """ids [B, T + F - 1] (the F - 1 before the first target's window included), cond [B, T, mlp] -> [B, T, V].
+
+        The input Linear slides over the sequence as a kernel-F convolution (its weight viewed as [mlp, E, F]),
+        so no [B, T, F * E] window copy is made."""
+        mlp, fe = self.inp.weight.shape
+        w = self.inp.weight.view(mlp, self.frame_size, fe // self.frame_size).transpose(1, 2)
+        h = F.conv1d(self.embed(ids).transpose(1, 2), w, self.inp.bias).transpose(1, 2) + cond
+        return self.head(h)
+
+    def head(self, h: torch.Tensor) -> torch.Tensor:
         return self.out(F.relu(self.hidden(F.relu(h))))
+
+    def step(self, window: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
+        """window [B, F] ids (the previous F samples), cond [B, mlp] -> logits [B, V]."""
+        return self.head(F.linear(self.embed(window).flatten(1), self.inp.weight, self.inp.bias) + cond)
 
 
 class SampleRNN(AutoregressiveModel):
@@ -247,8 +259,33 @@ class SampleRNN(AutoregressiveModel):
         return self._advance(state, x)
 
     def step(self, x_t: torch.Tensor, state: SampleRNNState) -> tuple[torch.Tensor, SampleRNNState]:
-        logits, state = self._advance(state, x_t.reshape(-1, 1))
-        return logits[:, 0], state
+        """One sample: the sample level every time; a frame tier only when this sample completes its frame.
+
+        The same arithmetic as `_advance` with T = 1, written without its bookkeeping because generation calls it
+        once per audio sample."""
+        cfg, P = self.config, self.history
+        hist = torch.cat([state.hist[:, 1:], x_t.reshape(-1, 1)], dim=1)
+        t = state.t + 1
+        u = P + t  # position of the sample to predict
+        conds, fs = state.cond, cfg.frame_sizes
+        if u % fs[-1] == 0:  # some frame completes here: run every tier whose boundary this is, top down
+            conds, hidden = list(conds), list(state.hidden)
+            wave = None
+            for k, tier in enumerate(self.tiers):
+                f = tier.frame_size
+                if u % f:
+                    continue
+                if wave is None:
+                    wave = dequantize(hist, cfg.n_classes, cfg.quantization).to(self.mlp.out.weight.dtype)
+                if k == 0:
+                    c = state.gc.unsqueeze(1) if state.gc is not None else 0.0
+                else:
+                    i = (u % fs[k - 1]) // f
+                    c = conds[k][:, i:i + 1]
+                conds[k + 1], hidden[k] = tier(wave[:, P - f:].unsqueeze(1), c, hidden[k])
+            state = SampleRNNState(state.t, state.hist, hidden, conds, state.gc)
+        logits = self.mlp.step(hist[:, P - fs[-1]:], conds[-1][:, u % fs[-1]])
+        return logits, SampleRNNState(t, hist, state.hidden, conds, state.gc)
 
     def prime(self, x: torch.Tensor, state: SampleRNNState) -> tuple[torch.Tensor, SampleRNNState]:
         """A real audio prompt in one pass: each tier runs over all the frames the prompt completes at once."""
