@@ -4,3 +4,4 @@ from . import hierarchical  # noqa: F401
 from . import samplernn  # noqa: F401
 from . import bytenet  # noqa: F401
 from . import rnn  # noqa: F401
+from . import seq2seq  # noqa: F401
