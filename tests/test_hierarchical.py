@@ -71,3 +71,12 @@ def test_bad_config_and_ids_are_rejected():
     model = engine.build_model("hierarchical", vocab_size=128, levels=2, widths=[8])
     with pytest.raises(ValueError):
         model(torch.tensor([[200]]))
+
+
+def test_start_is_a_context_of_newlines():
+    """makemore's scoring: a name is read with the context full of padding ('.' there, the start id here)."""
+    model = engine.build_model("hierarchical", vocab_size=32, n_embd=6, levels=3, widths=[8], start_id=10).eval()
+    x = torch.randint(0, 32, (2, 9))
+    padded = torch.cat([torch.full((2, 7), 10), x], dim=1)
+    with torch.no_grad():
+        assert (model(x) - model(padded)[:, 7:]).abs().max() < 1e-5

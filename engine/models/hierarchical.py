@@ -8,6 +8,10 @@ the same tree makemore builds for that window, so `forward` scores every positio
 generation keeps one Fast WaveNet queue per level (engine.conv_queue): O(levels) per byte instead of recomputing
 the window.
 
+The start: a sequence is read as if preceded by 2^levels - 1 copies of `start_id` (a newline), so `forward` on
+"\nemma\n" scores every character with the context full of newlines, exactly as makemore pads names with '.'.
+`init_state` primes that history, so stepping from a fresh state, `prime` and `forward` agree.
+
 Normalization: LayerNorm (default) is per position, so stepping equals `forward` in train and eval mode alike.
 BatchNorm (makemore's choice) is available; in eval mode it uses its running statistics, a fixed affine map, so
 the model stays causal and the protocol invariant holds; in train mode it normalizes over batch and time, which
@@ -107,18 +111,25 @@ class Hierarchical(AutoregressiveModel):
         if x.numel() and (x.min() < 0 or x.max() >= self.config.vocab_size):
             raise ValueError(f"ids must be in 0..{self.config.vocab_size - 1}")
 
+    def _with_history(self, x: torch.Tensor) -> torch.Tensor:
+        pad = torch.full((x.shape[0], self.receptive_field - 1), self.config.start_id, dtype=x.dtype, device=x.device)
+        return torch.cat([pad, x], dim=1)
+
     def forward(self, x: torch.Tensor, cond=None) -> torch.Tensor:
         self._check(x, cond)
-        h = self.embed(x).transpose(1, 2)  # [B, E, T]
+        h = self.embed(self._with_history(x)).transpose(1, 2)  # [B, E, R - 1 + T]
         for level in self.levels:
             h = level.activate(level.conv(h))
-        return self.head(h.transpose(1, 2))
+        return self.head(h[:, :, self.receptive_field - 1:].transpose(1, 2))
 
     def init_state(self, batch_size: int, cond=None, device=None) -> HierarchicalState:
         if cond is not None:
             raise ValueError("the hierarchical model takes no conditioning; pass cond=None")
         device = torch.device(device) if device is not None else self.device
-        return HierarchicalState([level.conv.new_queue(batch_size, device) for level in self.levels], 0)
+        state = HierarchicalState([level.conv.new_queue(batch_size, device) for level in self.levels], 0)
+        history = torch.full((batch_size, self.receptive_field - 1), self.config.start_id, dtype=torch.long,
+                             device=device)
+        return self._prime(history, state)[1] if history.shape[1] else state
 
     def step(self, x_t: torch.Tensor, state: HierarchicalState) -> tuple[torch.Tensor, HierarchicalState]:
         self._check(x_t, None)
@@ -134,6 +145,9 @@ class Hierarchical(AutoregressiveModel):
         if x.shape[1] == 0:
             raise ValueError("prime needs at least one token")
         self._check(x, None)
+        return self._prime(x, state)
+
+    def _prime(self, x: torch.Tensor, state: HierarchicalState) -> tuple[torch.Tensor, HierarchicalState]:
         h = self.embed(x).transpose(1, 2)
         for i, level in enumerate(self.levels):
             z, state.queues[i] = level.conv.prime(h, state.queues[i], state.t)

@@ -258,6 +258,30 @@ class SampleRNN(AutoregressiveModel):
             state = self.init_state(x.shape[0], cond, x.device)
         return self._advance(state, x)
 
+    # ---- truncated BPTT in the trainer (trainers.losses: `training_loss` + `training_stateful`) ---------------
+    training_stateful = True
+
+    def training_loss(self, batch, state: SampleRNNState | None = None):
+        """(summed nats, counted targets, state) for one chunk of each row's long sequence.
+
+        `state` is the previous chunk's (already detached by the trainer); rows with `batch.reset` start afresh
+        from `init_state`.  Carrying a state needs chunks whose length is a multiple of the top frame size, so
+        that every row's frames stay aligned to the same grid."""
+        x = batch.x
+        B, T = x.shape
+        cond = batch.cond if self.config.global_cond_classes else None
+        fresh = self.init_state(B, cond, x.device)
+        if state is not None:
+            if state.t % self.history or T % self.history:
+                raise ValueError(f"stateful SampleRNN training needs seq_len divisible by the top frame size "
+                                 f"{self.history}, got {T}")
+            reset = batch.reset if batch.reset is not None else torch.ones(B, dtype=torch.bool, device=x.device)
+            state = _mix_rows(state, fresh, reset)
+        logits, state = self._advance(fresh if state is None else state, x)
+        ce = F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), batch.y.reshape(-1), reduction="none")
+        mask = batch.mask.reshape(-1)
+        return (ce * mask).sum(), mask.sum(), state
+
     def step(self, x_t: torch.Tensor, state: SampleRNNState) -> tuple[torch.Tensor, SampleRNNState]:
         """One sample: the sample level every time; a frame tier only when this sample completes its frame.
 
@@ -293,6 +317,20 @@ class SampleRNN(AutoregressiveModel):
             raise ValueError("prime needs at least one token")
         logits, state = self._advance(state, x)
         return logits[:, -1], state
+
+
+def _mix_rows(old: SampleRNNState, fresh: SampleRNNState, reset: torch.Tensor) -> SampleRNNState:
+    """Rows flagged in `reset` [B] from `fresh`, the others from `old` (both on the same frame grid)."""
+    def pick(a: torch.Tensor, b: torch.Tensor, batch_dim: int) -> torch.Tensor:
+        shape = [1] * a.dim()
+        shape[batch_dim] = -1
+        return torch.where(reset.view(shape), b, a)
+
+    def pick_hidden(a, b):
+        return tuple(pick(x, y, 1) for x, y in zip(a, b)) if isinstance(a, tuple) else pick(a, b, 1)
+
+    return SampleRNNState(0, pick(old.hist, fresh.hist, 0), [pick_hidden(a, b) for a, b in zip(old.hidden, fresh.hidden)],
+                          [pick(a, b, 0) for a, b in zip(old.cond, fresh.cond)], fresh.gc)
 
 
 register_family("samplernn", SampleRNNConfig, SampleRNN)
