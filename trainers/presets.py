@@ -69,3 +69,43 @@ register_preset("wavenet", "digits",
                            data_source="Free Spoken Digit Dataset (Zohar Jackson and contributors), "
                                        "https://github.com/Jakobovski/free-spoken-digit-dataset"),
                 description="the demo model: FSDD at 8 kHz, mu-law 256, conditioned on the digit")
+
+
+# ---- SampleRNN and the hierarchical names model (issue 6) -----------------------------------------------------
+_MUSIC = dict(split="tail", val_fraction=0.1, license="1 public domain + 3 CC BY 3.0 (see each track's LICENSE.txt)",
+              data_source="4 tracks from librosa's example data (../shared/data/audio/music/SOURCE.md), 16 kHz mono; "
+                          "the last 10 % of each track held out")
+_FSDD = dict(labels="prefix", split="fsdd", license="CC BY-SA 4.0",
+             data_source="Free Spoken Digit Dataset (Zohar Jackson and contributors), "
+                         "https://github.com/Jakobovski/free-spoken-digit-dataset; takes 0-4 held out")
+_SRNN = dict(dim=256, rnn_layers=1, cell="gru", embed_dim=32, mlp_dim=128, n_classes=256, quantization="linear")
+register_preset("samplernn", "small", model=dict(_SRNN, frame_sizes=[16], sample_rate=16000),
+                train=dict(batch_size=8, seq_len=512, lr=2e-3, warmup_steps=50, max_steps=2000, eval_every=250,
+                           eval_tokens=65536),
+                description="2-tier (frame 16), GRU 256, 8-bit linear: CPU minutes; stateful TBPTT chunks")
+register_preset("samplernn", "base",
+                model=dict(dim=1024, rnn_layers=1, cell="gru", embed_dim=256, mlp_dim=1024, frame_sizes=[8, 2],
+                           sample_rate=16000, quantization="linear"),
+                train=dict(batch_size=64, seq_len=512, lr=1e-3, warmup_steps=500, max_steps=100000),
+                description="the paper's 3-tier (8, 2) with 1024 units: GPU hours")
+register_preset("samplernn", "music",
+                model=dict(_SRNN, frame_sizes=[16], sample_rate=16000),
+                train=dict(_MUSIC, batch_size=16, seq_len=512, lr=2e-3, warmup_steps=100, max_steps=100000,
+                           eval_every=500, eval_tokens=131072, checkpoint_every=250),
+                description="the demo: 2-tier SampleRNN on the music folder, 16 kHz, 8-bit linear; use --minutes")
+register_preset("samplernn", "digits",
+                model=dict(_SRNN, frame_sizes=[16], sample_rate=8000),
+                train=dict(_FSDD, trailing_silence=0.1, batch_size=16, seq_len=512, lr=2e-3, warmup_steps=100,
+                           max_steps=100000, eval_every=500, eval_tokens=131072, checkpoint_every=250),
+                description="the demo: 2-tier SampleRNN on FSDD at 8 kHz, 8-bit linear, conditioned on the digit")
+register_preset("hierarchical", "small", model=dict(n_embd=24, levels=3, widths=[128]),
+                train=dict(batch_size=64, seq_len=64, lr=3e-3, warmup_steps=50, max_steps=2000, eval_every=250),
+                description="makemore part 5's shape: 3 levels of 128 (context 8)")
+register_preset("hierarchical", "names",
+                model=dict(n_embd=16, levels=4, widths=[64, 104, 104, 72], norm="layernorm", dropout=0.1),
+                train=dict(data_kind="names", batch_size=128, seq_len=8, lr=3e-3, warmup_steps=200, max_steps=12000,
+                           eval_every=1000, eval_tokens=10**9, checkpoint_every=1000, weight_decay=0.01,
+                           license="MIT (makemore); names from the SSA 2018 baby-name data",
+                           data_source="makemore names.txt (Andrej Karpathy), https://github.com/karpathy/makemore; "
+                                       "its split: random.seed(42) shuffle, 80/10/10"),
+                description="the demo names model: 4 levels (context 16), 75.8K parameters")

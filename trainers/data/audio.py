@@ -7,6 +7,7 @@ starts with the model's start id (silence), the token generation starts from.
 Held-out split, chosen so that it never changes when files are added:
 - "fsdd": the Free Spoken Digit Dataset rule, files `{digit}_{speaker}_{index}.wav` with index 0-4 held out;
 - "fraction": a file is held out when crc32 of its relative path falls in the lowest `val_fraction`;
+- "tail": every file is cut in two, its last `val_fraction` held out (music: each track's ending is unseen);
 - "auto": "fsdd" when every file matches the FSDD pattern, else "fraction".
 Labels (global conditioning): "prefix" = the file name up to the first "_" (the digit in FSDD), "folder" = the
 parent folder's name, "none".  Label names are sorted, so FSDD digits map to class ids 0-9.
@@ -27,7 +28,7 @@ from .base import DataError, SequenceDataset
 log = logging.getLogger("trainers.data")
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".mp3", ".aiff", ".aif")
 FSDD_NAME = re.compile(r"^(\d)_([A-Za-z]+)_(\d+)\.wav$")
-SPLIT_RULES = ("auto", "fsdd", "fraction")
+SPLIT_RULES = ("auto", "fsdd", "fraction", "tail")
 LABEL_RULES = ("none", "prefix", "folder")
 
 
@@ -57,7 +58,7 @@ def label_of(rel: Path, rule: str) -> str | None:
 def audio_folder(folder: str | Path, sample_rate: int, n_classes: int = 256, quantization: str = "mulaw",
                  start_id: int | None = None, split: str = "auto", labels: str = "none",
                  val_fraction: float = 0.1, trailing_silence: float = 0.0,
-                 max_seconds_per_file: float = 60.0) -> SequenceDataset:
+                 max_seconds_per_file: float = 300.0) -> SequenceDataset:
     """Read every audio file under `folder`; unreadable ones are skipped with a warning that names them."""
     if split not in SPLIT_RULES:
         raise DataError(f"split must be one of {', '.join(SPLIT_RULES)}, got {split!r}")
@@ -83,9 +84,14 @@ def audio_folder(folder: str | Path, sample_rate: int, n_classes: int = 256, qua
             skipped.append(f"{rel} ({e})")
             continue
         ids = quantize(torch.from_numpy(wave), n_classes, quantization)
-        part = "val" if is_held_out(rel, split, val_fraction) else "train"
-        seqs[part].append(torch.cat([torch.tensor([start]), ids, tail]))
-        names[part].append(label_of(rel, labels))
+        if split == "tail":
+            cut = int(len(ids) * (1 - val_fraction))
+            pieces = [("train", ids[:cut]), ("val", ids[cut:])]
+        else:
+            pieces = [("val" if is_held_out(rel, split, val_fraction) else "train", ids)]
+        for part, piece in pieces:
+            seqs[part].append(torch.cat([torch.tensor([start]), piece, tail]))
+            names[part].append(label_of(rel, labels))
     if skipped:
         log.warning("skipped %d unreadable audio file(s): %s", len(skipped), "; ".join(skipped[:20])
                     + (" ..." if len(skipped) > 20 else ""))
