@@ -127,7 +127,7 @@ def cmd_train(a: argparse.Namespace) -> int:
         return _fail(str(e).splitlines()[0] if str(e) else type(e).__name__, a.out)
     except Exception as e:  # a bug: keep the traceback in the log, but still end with one clear line
         traceback.print_exc()
-        return _fail(f"{type(e).__name__}: {e}", a.out)
+        return _fail(f"{type(e).__name__}: {str(e).strip().splitlines()[0] if str(e).strip() else ''}", a.out)
     if int(os.environ.get("RANK", "0")) == 0:
         val = summary.get("val_loss")
         line = f"{summary['steps']} steps ({summary['stop_reason']})"

@@ -60,15 +60,70 @@ register_preset("wavenet", "base",
                 train=dict(batch_size=8, seq_len=4096, lr=1e-3, warmup_steps=500, max_steps=50000),
                 description="3 x 10 layers, 64 residual channels: GPU hours")
 register_preset("wavenet", "digits",
-                model=dict(blocks=2, layers_per_block=9, residual_channels=48, gate_channels=96, skip_channels=128,
+                model=dict(blocks=2, layers_per_block=8, residual_channels=32, gate_channels=64, skip_channels=128,
                            sample_rate=8000, n_classes=256, quantization="mulaw"),
-                train=dict(labels="prefix", split="auto", trailing_silence=0.1, batch_size=8, seq_len=2048,
-                           lr=2e-3, warmup_steps=200, max_steps=20000, eval_every=500, eval_tokens=200_000,
-                           checkpoint_every=250,
+                train=dict(labels="prefix", split="auto", trailing_silence=0.1, batch_size=8, seq_len=1024,
+                           lr=2e-3, warmup_steps=200, max_steps=20000, eval_every=250, eval_tokens=100_000,
+                           checkpoint_every=125,
                            license="CC BY-SA 4.0",
                            data_source="Free Spoken Digit Dataset (Zohar Jackson and contributors), "
                                        "https://github.com/Jakobovski/free-spoken-digit-dataset"),
                 description="the demo model: FSDD at 8 kHz, mu-law 256, conditioned on the digit")
+
+
+# ---- Text models (issue 4): ByteNet LM, RNN LM, seq2seq -------------------------------------------------------
+register_preset("bytenet", "small",
+                model=dict(d=64, sets=1, set_size=5, kernel_size=3, block="residual", norm="layer"),
+                train=dict(batch_size=16, seq_len=128, lr=3e-3, warmup_steps=50, max_steps=2000, eval_every=250,
+                           eval_tokens=32768),
+                description="1 set of 5 residual blocks (1..16), 128-channel stream, 63-byte field: CPU minutes")
+register_preset("bytenet", "base",
+                model=dict(d=128, sets=6, set_size=5, kernel_size=3, block="residual", norm="layer"),
+                train=dict(batch_size=32, seq_len=512, lr=1e-3, warmup_steps=500, max_steps=50000),
+                description="6 sets (30 blocks, a 373-byte field), 256-channel stream: GPU hours")
+register_preset("bytenet", "shakespeare",
+                model=dict(d=64, sets=2, set_size=5, kernel_size=3, block="residual", norm="layer"),
+                train=dict(batch_size=16, seq_len=128, lr=3e-3, warmup_steps=50, max_steps=100000,
+                           eval_every=250, eval_tokens=65536, checkpoint_every=250, license="Public domain",
+                           data_source="Tiny Shakespeare (char-rnn, Andrej Karpathy), "
+                                       "https://github.com/karpathy/char-rnn; nanoGPT's 90/10 split"),
+                description="the demo byte LM: 2 sets of 5 residual blocks, 125-byte field; train with --minutes")
+register_preset("rnn", "small",
+                model=dict(cell="lstm", hidden_size=128, layers=2),
+                train=dict(batch_size=32, seq_len=64, lr=3e-3, warmup_steps=50, max_steps=2000, eval_every=250),
+                description="2-layer LSTM, 128 units: CPU minutes")
+register_preset("rnn", "base",
+                model=dict(cell="lstm", hidden_size=512, layers=3, dropout=0.2),
+                train=dict(batch_size=64, seq_len=256, lr=1e-3, warmup_steps=500, max_steps=50000),
+                description="3-layer LSTM, 512 units: GPU hours")
+register_preset("rnn", "names",
+                model=dict(cell="gru", hidden_size=128, layers=1),
+                train=dict(data_kind="names", batch_size=32, seq_len=20, lr=5e-3, warmup_steps=50, max_steps=100000,
+                           eval_every=250, eval_tokens=30000, checkpoint_every=250,
+                           license="MIT (makemore repository); names from SSA 2018 baby-name data",
+                           data_source="makemore names.txt (Andrej Karpathy), https://github.com/karpathy/makemore; "
+                                       "makemore's 80/10/10 split"),
+                description="the demo names model (set --set cell=... to compare cells); train with --minutes")
+register_preset("seq2seq", "small",
+                model=dict(encoder="bytenet", decoder="rnn", attention="additive", d=32, enc_sets=1,
+                           cell="gru", hidden_size=96),
+                train=dict(data_kind="pairs", batch_size=32, seq_len=48, lr=3e-3, warmup_steps=50,
+                           max_steps=2000, eval_every=250),
+                description="ByteNet source network + GRU decoder with additive attention: CPU minutes")
+register_preset("seq2seq", "base",
+                model=dict(encoder="bytenet", decoder="bytenet", d=128, enc_sets=3, dec_sets=3),
+                train=dict(data_kind="pairs", batch_size=64, seq_len=256, lr=1e-3, warmup_steps=500,
+                           max_steps=50000),
+                description="ByteNet source and target networks (3 sets each): GPU hours")
+register_preset("seq2seq", "dates",
+                model=dict(encoder="bytenet", decoder="rnn", attention="additive", d=48, enc_sets=1,
+                           cell="gru", hidden_size=128),
+                train=dict(data_kind="pairs", batch_size=64, seq_len=24, lr=3e-3, warmup_steps=50, max_steps=100000,
+                           eval_every=250, eval_tokens=20000, checkpoint_every=250,
+                           license="generated by this project (scripts/make_dates.py) from Babel's CLDR data "
+                                   "(Unicode license)",
+                           data_source="dates written out in several languages -> ISO 8601, generated with Babel"),
+                description="the demo translator: written-out dates in several languages -> ISO form")
 
 
 # ---- SampleRNN and the hierarchical names model (issue 6) -----------------------------------------------------

@@ -136,6 +136,7 @@ def _train(cfg: TrainConfig, resume: bool, progress: bool, d: distributed.Dist) 
     last_path = ckpt.find_last(out / runfiles.LAST) if resume else None
     if resume and last_path is None:
         raise TrainError(f"nothing to resume in {out}: no complete {runfiles.LAST}/ checkpoint")
+    torch.manual_seed(cfg.seed)  # the same initial weights on every rank and every run of this config
     model, data = build(cfg)
     model.to(d.device)
     shard = data.shard(d.rank, d.world)
@@ -159,7 +160,8 @@ def _train(cfg: TrainConfig, resume: bool, progress: bool, d: distributed.Dist) 
     net: nn.Module = _LossModule(model, loss_fn)
     if d.enabled:
         net = nn.parallel.DistributedDataParallel(
-            net, device_ids=[d.device.index] if d.device.type == "cuda" else None)
+            net, device_ids=[d.device.index] if d.device.type == "cuda" else None,
+            find_unused_parameters=True)  # e.g. WaveNet's last residual 1x1 feeds nothing
     rf = model.receptive_field
     window = cfg.seq_len + (rf - 1 if rf and not stateful else 0)
     stream = StreamSampler(shard, "train", cfg.batch_size, cfg.seq_len, gen) if stateful else None
