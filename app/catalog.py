@@ -1,0 +1,150 @@
+"""The model picker: which checkpoints exist, how to label and describe them, and a small cache of loaded ones.
+
+Only folders that `engine.list_models()` finds under `engine.paths.model_roots()` can be loaded: a path sent by
+a client is looked up in that list, never opened directly, so the picker cannot be used to read arbitrary files.
+"""
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass
+from pathlib import Path
+
+import engine
+
+from .errors import UserError
+from .limits import Limits
+
+
+def list_infos() -> list[engine.ModelInfo]:
+    """Shipped models first, then the user's own, newest first within each group is not needed: name order."""
+    infos = engine.list_models()
+    return sorted(infos, key=lambda i: (not i.shipped, i.kind != "audio", i.name))
+
+
+def label(info: engine.ModelInfo) -> str:
+    """One line for the dropdown: name, family, kind, held-out loss, and whose it is."""
+    parts = [info.family, info.kind]
+    loss = info.val_loss
+    if isinstance(loss, (int, float)):
+        parts.append(f"val loss {loss:.3f}")
+    owner = "shipped" if info.shipped else "yours"
+    return f"{info.name} ({', '.join(parts)}; {owner})"
+
+
+def choices() -> list[tuple[str, str]]:
+    """(label, value) pairs for gr.Dropdown; the value is the checkpoint folder."""
+    return [(label(i), str(i.path)) for i in list_infos()]
+
+
+def default_choice(values: list[tuple[str, str]]) -> str | None:
+    """The first shipped audio model if any (a new user hears something with one click), else the first."""
+    return values[0][1] if values else None
+
+
+def resolve(path: str | None) -> engine.ModelInfo:
+    """The ModelInfo for a picker value; anything not in the current model list is refused."""
+    if not path:
+        raise UserError("Pick a model first (the list is empty? train one in the Train tab).")
+    want = Path(path).resolve()
+    for info in engine.list_models():
+        if Path(info.path).resolve() == want:
+            return info
+    raise UserError("That model is not in the model list any more; press the refresh button next to the picker.")
+
+
+def class_labels(info: engine.ModelInfo) -> list[str]:
+    """Names of the classes a globally conditioned model takes (digits for the digits demo); [] if none."""
+    n = int(info.meta.get("config", {}).get("global_cond_classes", 0) or 0)
+    if n <= 0:
+        return []
+    training = info.meta.get("training", {}) or {}
+    for key in ("classes", "class_names", "labels", "cond_labels"):
+        names = training.get(key)
+        if isinstance(names, (list, tuple)) and len(names) == n:
+            return [str(x) for x in names]
+    return [str(i) for i in range(n)]
+
+
+@dataclass(frozen=True)
+class LengthCap:
+    """How generation length is asked for: seconds for audio, tokens for text, with a per-model maximum."""
+
+    unit: str  # "seconds" or "tokens"
+    maximum: float
+    default: float
+    step: float
+
+
+def length_cap(info: engine.ModelInfo, limits: Limits) -> LengthCap:
+    """Per-model cap: the global one, lowered by `max_generate_seconds`/`max_generate_tokens` in the model's meta."""
+    training = info.meta.get("training", {}) or {}
+    if info.kind == "audio":
+        cap = min(limits.audio_seconds, float(training.get("max_generate_seconds", limits.audio_seconds)))
+        return LengthCap("seconds", cap, min(2.0, cap), 0.1)
+    cap = int(min(limits.text_tokens, int(training.get("max_generate_tokens", limits.text_tokens))))
+    return LengthCap("tokens", cap, min(400, cap), 1)
+
+
+def describe(info: engine.ModelInfo) -> str:
+    """Markdown about a model: what it is, what it was trained on, how well, under which license."""
+    meta, tokens = info.meta, info.meta.get("tokens", {}) or {}
+    training = meta.get("training", {}) or {}
+    lines = [f"**{info.name}**: a `{info.family}` {info.kind} model"
+             + (" that ships with the app" if info.shipped else " you trained")]
+    if info.kind == "audio" and tokens.get("sample_rate"):
+        lines.append(f"audio at {tokens['sample_rate']} Hz, {tokens.get('quantization', '?')} "
+                     f"{tokens.get('vocab_size', '?')} levels")
+    elif info.kind == "text":
+        lines.append(f"text as UTF-8 bytes (vocabulary {tokens.get('vocab_size', '?')})")
+    labels = class_labels(info)
+    if labels:
+        lines.append(f"conditioned on {len(labels)} classes ({', '.join(labels[:10])}{'…' if len(labels) > 10 else ''})")
+    data = training.get("data")
+    if data:
+        lines.append(f"trained on: {data}")
+    loss = training.get("val_loss")
+    if isinstance(loss, (int, float)):
+        bits = training.get("val_bits")
+        lines.append(f"held-out loss {loss:.3f} nats/token" + (f" ({bits:.3f} bits)" if isinstance(bits, (int, float)) else ""))
+    if training.get("steps"):
+        lines.append(f"{training['steps']} training steps")
+    if training.get("license"):
+        lines.append(f"data license: {training['license']}")
+    if meta.get("parameters"):
+        lines.append(f"{meta['parameters'] / 1e6:.2f} M parameters")
+    rf = meta.get("receptive_field")
+    if rf:
+        extra = f" ({rf / tokens['sample_rate']:.3f} s)" if info.kind == "audio" and tokens.get("sample_rate") else ""
+        lines.append(f"receptive field {rf} tokens{extra}")
+    return lines[0] + "  \n" + " · ".join(lines[1:])
+
+
+class ModelCache:
+    """The last few loaded models, keyed by folder and weights mtime (a retrained model is reloaded)."""
+
+    def __init__(self, size: int = 3):
+        self.size = size
+        self._models: OrderedDict[tuple[str, float], engine.AutoregressiveModel] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, info: engine.ModelInfo) -> engine.AutoregressiveModel:
+        folder = Path(info.path)
+        try:
+            mtime = (folder / "model.safetensors").stat().st_mtime
+        except OSError:
+            mtime = 0.0
+        key = (str(folder.resolve()), mtime)
+        with self._lock:
+            if key in self._models:
+                self._models.move_to_end(key)
+                return self._models[key]
+        try:
+            model = engine.load_model(folder)
+        except engine.CheckpointError as e:
+            raise UserError(f"Cannot load {info.name}: {e}") from None
+        with self._lock:
+            self._models[key] = model
+            while len(self._models) > self.size:
+                self._models.popitem(last=False)
+        return model

@@ -1,0 +1,330 @@
+"""The Generate tab's handler as plain functions: check the request, build the prompt, stream the generation.
+
+`run(request, ...)` yields `Update`s: the status line, a new int16 audio chunk to play, the text so far, and at
+the end a `Result` (wav files, waveform + spectrogram image, samples/s).  Audio chunks are int16 so Gradio plays
+them as they are (it peak-normalizes float chunks one by one, which makes the volume jump); the first chunk goes
+out as soon as there is a little audio, later ones once `ChunkPolicy.seconds` of audio is ready.
+The model work is all `engine.generate`; this module only converts between UI values and engine calls.
+"""
+from __future__ import annotations
+
+import math
+import random
+import re
+import shutil
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+import engine
+
+from . import catalog
+from .errors import UserError
+from .limits import Limits
+from .plots import audio_figure
+from .prompts import audio_prompt, text_prompt
+
+Warn = Callable[[str], None]
+OUT_ROOT = Path(tempfile.gettempdir()) / "autoregressive-playground" / "generations"
+KEEP_SECONDS = 3600.0  # generated files older than this are deleted at the next run
+
+
+@dataclass
+class GenerateRequest:
+    """Exactly the values the UI sends (numbers may arrive as None, NaN or strings through the API)."""
+
+    model: str | None
+    seed_text: str | None = ""
+    prompt_audio: str | None = None
+    cond_class: str | None = None
+    temperature: object = 1.0
+    top_k: object = 0
+    top_p: object = 1.0
+    seconds: object = 2.0  # length for audio models
+    tokens: object = 400  # length for text models
+    seed: object = None
+    variations: object = 1
+
+
+@dataclass
+class ChunkPolicy:
+    """When to hand audio to the player: the first chunk early, then chunks of at least `seconds`."""
+
+    seconds: float = 0.5
+    first_seconds: float = 0.5  # flush the first chunk once this much audio exists...
+    first_deadline: float = 0.25  # ...or once this much wall time has passed with any audio at all
+    text_every: float = 0.1  # seconds between text updates
+    engine_chunk: int = 128  # tokens per engine chunk: how often Stop is checked
+
+
+@dataclass
+class Result:
+    wav_paths: list[str] = field(default_factory=list)
+    audio: tuple[int, np.ndarray] | None = None  # variation 1 as (rate, int16) for the player
+    image_path: str | None = None
+    text: str = ""
+    tokens: int = 0
+    seconds: float = 0.0
+    samples_per_s: float = 0.0
+    stopped: bool = False
+    summary: str = ""
+
+
+@dataclass
+class Update:
+    status: str
+    audio: tuple[int, np.ndarray] | None = None  # (rate, int16 samples) to append to the live player
+    text: str | None = None
+    result: Result | None = None
+
+
+@dataclass
+class Prepared:
+    info: engine.ModelInfo
+    model: engine.AutoregressiveModel
+    prompt: torch.Tensor | None
+    cond: object
+    max_new_tokens: int
+    sampling: engine.SamplingConfig
+    seed: int
+    batch: int
+    seed_text: str = ""
+
+
+@dataclass
+class Form:
+    """What the Generate form shows for a model: which prompt inputs, which classes, the length slider."""
+
+    description: str
+    kind: str  # "audio", "text" or "" (no model)
+    classes: list[str]
+    length: catalog.LengthCap | None
+
+
+def form_for(path: str | None, limits: Limits) -> Form:
+    """The form for the picked model; an empty picker gets a hint instead of an error."""
+    if not path:
+        return Form("No models yet: train one in the **Train** tab, then pick it here.", "", [], None)
+    try:
+        info = catalog.resolve(path)
+    except UserError as e:
+        return Form(str(e), "", [], None)
+    return Form(catalog.describe(info), info.kind, catalog.class_labels(info), catalog.length_cap(info, limits))
+
+
+# ---- parsing UI values -------------------------------------------------------------------------------------
+def _number(value, name: str, default: float | None = None) -> float | None:
+    if value is None or (isinstance(value, str) and value.strip() == ""):
+        return default
+    try:
+        x = float(value)
+    except (TypeError, ValueError):
+        raise UserError(f"{name} must be a number, got {value!r}") from None
+    if not math.isfinite(x):
+        raise UserError(f"{name} must be a finite number, got {value!r}")
+    return x
+
+
+def _whole(value, name: str, default: int | None, lo: int, hi: int) -> int | None:
+    x = _number(value, name, None)
+    if x is None:
+        return default
+    if x != int(x) or not lo <= x <= hi:
+        raise UserError(f"{name} must be a whole number from {lo} to {hi}, got {value!r}")
+    return int(x)
+
+
+def sampling_config(temperature, top_k, top_p) -> engine.SamplingConfig:
+    """UI sliders -> engine.SamplingConfig; top-k 0 and top-p 1 mean off."""
+    t = _number(temperature, "Temperature", 1.0)
+    k = _whole(top_k, "Top-k", 0, 0, 1_000_000)
+    p = _number(top_p, "Top-p", 1.0)
+    try:
+        return engine.SamplingConfig(t, k or None, None if p == 1.0 else p)
+    except ValueError as e:
+        raise UserError(str(e).replace("temperature", "Temperature", 1)) from None
+
+
+def cond_for(info: engine.ModelInfo, cond_class: str | None):
+    """The class id a conditioned model needs, from the picker's label; None for unconditioned models."""
+    labels = catalog.class_labels(info)
+    if not labels:
+        return None
+    if cond_class is None or str(cond_class) not in labels:
+        raise UserError(f"{info.name} is conditioned: pick one of {', '.join(labels)} in the class picker.")
+    return torch.tensor([labels.index(str(cond_class))])
+
+
+def prepare(req: GenerateRequest, cache: catalog.ModelCache, limits: Limits, warn: Warn) -> Prepared:
+    """Check every value and build the engine call; raises UserError with a message for the UI."""
+    info = catalog.resolve(req.model)
+    sampling = sampling_config(req.temperature, req.top_k, req.top_p)
+    batch = _whole(req.variations, "Variations", 1, 1, limits.max_variations)
+    seed = _whole(req.seed, "Seed", None, 0, 2**63 - 1)
+    if seed is None:
+        seed = random.randrange(2**31)
+    cap = catalog.length_cap(info, limits)
+    length = _number(req.seconds if cap.unit == "seconds" else req.tokens, f"Length ({cap.unit})", cap.default)
+    if not 0 < length <= cap.maximum + 1e-9:
+        raise UserError(f"Length must be more than 0 and at most {cap.maximum:g} {cap.unit} for {info.name}, "
+                        f"got {length:g}")
+    model = cache.get(info)
+    tokens = model.tokens
+    cond = cond_for(info, req.cond_class)
+    seed_text = ""
+    if tokens.kind == "audio":
+        max_new = max(1, round(length * tokens.sample_rate))
+        prompt = audio_prompt(req.prompt_audio, tokens, limits, warn) if req.prompt_audio else None
+        if req.seed_text:
+            warn("Seed text is ignored: this is an audio model (use an audio prompt instead).")
+    else:
+        max_new = int(length)
+        if req.prompt_audio:
+            warn("The audio prompt is ignored: this is a text model (type seed text instead).")
+        seed_text, prompt = text_prompt(req.seed_text, tokens, limits, warn)
+    return Prepared(info, model, prompt, cond, max_new, sampling, seed, batch, seed_text)
+
+
+# ---- streaming ---------------------------------------------------------------------------------------------
+def _to_int16(wave: torch.Tensor) -> np.ndarray:
+    return np.round(wave.clamp(-1, 1).numpy() * 32767).astype(np.int16)
+
+
+def _prune(root: Path, keep_seconds: float = KEEP_SECONDS) -> None:
+    if not root.is_dir():
+        return
+    now = time.time()
+    for d in root.iterdir():
+        try:
+            if now - d.stat().st_mtime > keep_seconds:
+                shutil.rmtree(d, ignore_errors=True)
+        except OSError:
+            pass
+
+
+def _safe_name(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "-", name).strip("-") or "model"
+
+
+def stream(p: Prepared, stop: threading.Event | None = None, policy: ChunkPolicy | None = None,
+           out_root: Path = OUT_ROOT) -> Iterator[Update]:
+    """Run the generation, yielding live updates and finally the Result."""
+    policy = policy or ChunkPolicy()
+    tokens = p.model.tokens
+    audio = tokens.kind == "audio"
+    rate = tokens.sample_rate or 1
+    n_rows = p.batch
+    rows: list[list[torch.Tensor]] = [[] for _ in range(n_rows)]
+    decoders = [engine.text.StreamDecoder() for _ in range(n_rows)]
+    texts = [p.seed_text for _ in range(n_rows)]
+    ended = [False] * n_rows
+    pending: list[torch.Tensor] = []  # audio of variation 1 not yet sent
+    sent_chunks = 0
+    made = 0
+    what = f"{p.info.name}, seed {p.seed}"
+    total = f"{p.max_new_tokens / rate:.1f} s" if audio else f"{p.max_new_tokens} tokens"
+    yield Update(f"Generating with {what}…", text="" if audio else _join(texts))
+    t0 = last_text = time.perf_counter()
+    stopped = False
+    gen = engine.generate(p.model, p.prompt, max_new_tokens=p.max_new_tokens, temperature=p.sampling.temperature,
+                          top_k=p.sampling.top_k, top_p=p.sampling.top_p, cond=p.cond, seed=p.seed,
+                          chunk_size=policy.engine_chunk, batch_size=n_rows)
+    try:
+        for chunk in gen:
+            chunk = chunk.cpu()
+            made += chunk.shape[1]
+            for r in range(n_rows):
+                rows[r].append(chunk[r])
+            now = time.perf_counter()
+            progress = f"{made / rate:.1f} of {total}" if audio else f"{made} of {total}"
+            if audio:
+                pending.append(engine.audio.dequantize(chunk[0], tokens.vocab_size, tokens.quantization))
+                have = sum(len(x) for x in pending) / rate
+                first = sent_chunks == 0 and (have >= policy.first_seconds or now - t0 >= policy.first_deadline)
+                if first or (sent_chunks > 0 and have >= policy.seconds):
+                    sent_chunks += 1
+                    yield Update(f"Generating with {what}: {progress} ({made * n_rows / (now - t0):,.0f} samples/s)",
+                                 audio=(rate, _to_int16(torch.cat(pending))))
+                    pending = []
+            else:
+                for r in range(n_rows):
+                    ids = chunk[r].tolist()
+                    if tokens.eos_id is not None and not ended[r] and tokens.eos_id in ids:
+                        ids = ids[:ids.index(tokens.eos_id) + 1]
+                        ended[r] = True
+                    elif ended[r]:
+                        continue
+                    texts[r] += decoders[r].feed(ids)
+                if now - last_text >= policy.text_every:
+                    last_text = now
+                    yield Update(f"Generating with {what}: {progress}", text=_join(texts))
+            if stop is not None and stop.is_set():
+                stopped = True
+                break
+    finally:
+        gen.close()
+    elapsed = max(time.perf_counter() - t0, 1e-9)
+    if audio and pending:
+        yield Update(f"Generating with {what}: finishing", audio=(rate, _to_int16(torch.cat(pending))))
+    if not audio:
+        texts = [t + d.flush() for t, d in zip(texts, decoders)]
+    yield Update("Writing the results…", text=None if audio else _join(texts))
+    result = _finish(p, rows, texts, made, elapsed, stopped, out_root)
+    yield Update(result.summary, text=None if audio else result.text, result=result)
+
+
+def _join(texts: list[str]) -> str:
+    if len(texts) == 1:
+        return texts[0]
+    return "\n\n".join(f"── variation {i + 1} ──\n{t}" for i, t in enumerate(texts))
+
+
+def _finish(p: Prepared, rows: list[list[torch.Tensor]], texts: list[str], made: int, elapsed: float,
+            stopped: bool, out_root: Path) -> Result:
+    tokens = p.model.tokens
+    res = Result(tokens=made * p.batch, seconds=elapsed, samples_per_s=made * p.batch / elapsed, stopped=stopped)
+    unit = "samples" if tokens.kind == "audio" else "tokens"
+    head = "Stopped" if stopped else "Done"
+    summary = (f"{head}: {made:,} {unit} × {p.batch} variation{'s' if p.batch > 1 else ''} in {elapsed:.2f} s = "
+               f"**{res.samples_per_s:,.0f} {unit}/s**")
+    if made == 0:
+        res.summary = f"{head} before anything was generated."
+        return res
+    if tokens.kind == "audio":
+        rate = tokens.sample_rate
+        summary += f" ({res.samples_per_s / p.batch / rate:.2f}× real time per variation; seed {p.seed})"
+        _prune(out_root)
+        out = Path(tempfile.mkdtemp(prefix="gen-", dir=_mkdir(out_root)))
+        waves = []
+        for r, parts in enumerate(rows):
+            wave = engine.audio.dequantize(torch.cat(parts), tokens.vocab_size, tokens.quantization).numpy()
+            waves.append(wave)
+            path = out / f"{_safe_name(p.info.name)}-seed{p.seed}-v{r + 1}.wav"
+            engine.audio.write_wav(path, wave, rate)
+            res.wav_paths.append(str(path))
+        res.audio = (rate, _to_int16(torch.from_numpy(waves[0])))
+        res.image_path = audio_figure(waves, rate, out / "waveform-spectrogram.png", title=p.info.name)
+    else:
+        res.text = _join(texts)
+        summary += f" (seed {p.seed})"
+    res.summary = summary
+    return res
+
+
+def _mkdir(path: Path) -> Path:
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def run(req: GenerateRequest, cache: catalog.ModelCache, limits: Limits, warn: Warn = lambda _m: None,
+        stop: threading.Event | None = None, policy: ChunkPolicy | None = None,
+        out_root: Path = OUT_ROOT) -> Iterator[Update]:
+    """prepare + stream: the whole Generate click."""
+    prepared = prepare(req, cache, limits, warn)
+    yield from stream(prepared, stop, policy, out_root)

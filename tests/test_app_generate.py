@@ -1,0 +1,223 @@
+"""Generate tab handlers without a server: form, streaming, results, stop, and every kind of bad input."""
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import pytest
+import soundfile as sf
+from test_app_helpers import AUDIO_RATE, tiny_models  # noqa: F401  (fixture)
+
+from app import catalog, generate
+from app.errors import UserError
+from app.generate import ChunkPolicy, GenerateRequest
+from app.limits import Limits
+
+LIMITS = Limits()
+
+
+def run_all(req, limits=LIMITS, **kw):
+    warnings: list[str] = []
+    updates = list(generate.run(req, catalog.ModelCache(), limits, warn=warnings.append, **kw))
+    return updates, warnings
+
+
+def audio_req(models, **kw):
+    base = dict(cond_class="3", seconds=0.6, seed=1)
+    base.update(kw)
+    return GenerateRequest(models["audio"], **base)
+
+
+def text_req(models, **kw):
+    base = dict(seed_text="Hello", tokens=40, seed=1)
+    base.update(kw)
+    return GenerateRequest(models["text"], **base)
+
+
+# ---- picker and form -----------------------------------------------------------------------------------------
+def test_choices_label_family_loss_and_owner(tiny_models):
+    labels = dict((v, k) for k, v in catalog.choices())
+    a = labels[tiny_models["audio"]]
+    assert "wavenet" in a and "audio" in a and "5.432" in a and "yours" in a
+    assert "bytenet" in labels[tiny_models["text"]]
+
+
+def test_form_for_audio_text_and_nothing(tiny_models):
+    f = generate.form_for(tiny_models["audio"], LIMITS)
+    assert f.kind == "audio" and f.classes == [str(i) for i in range(10)] and f.length.unit == "seconds"
+    assert "synthetic test tones" in f.description and "CC0" in f.description and "1000 Hz" in f.description
+    t = generate.form_for(tiny_models["text"], LIMITS)
+    assert t.kind == "text" and t.classes == [] and t.length.unit == "tokens"
+    assert generate.form_for(None, LIMITS).kind == ""
+    assert "not in the model list" in generate.form_for("/etc", LIMITS).description
+
+
+def test_resolve_refuses_paths_outside_the_model_list(tiny_models, tmp_path):
+    with pytest.raises(UserError, match="not in the model list"):
+        catalog.resolve(str(tmp_path))
+    with pytest.raises(UserError, match="Pick a model"):
+        catalog.resolve("")
+
+
+# ---- streaming -----------------------------------------------------------------------------------------------
+def test_audio_streams_int16_chunks_and_returns_requested_length(tiny_models):
+    updates, warnings = run_all(audio_req(tiny_models, seconds=1.2, variations=2),
+                                policy=ChunkPolicy(first_deadline=10.0))
+    chunks = [u.audio for u in updates if u.audio is not None]
+    assert len(chunks) >= 2
+    for rate, data in chunks:
+        assert rate == AUDIO_RATE and data.dtype == np.int16
+    sizes = [len(d) for _, d in chunks]
+    assert all(s >= 0.5 * AUDIO_RATE for s in sizes[:-1])  # every chunk but the tail is >= 0.5 s
+    assert sum(sizes) == int(1.2 * AUDIO_RATE)
+    res = updates[-1].result
+    assert res is not None and not res.stopped and len(res.wav_paths) == 2
+    for path in res.wav_paths:
+        data, rate = sf.read(path)
+        assert rate == AUDIO_RATE and len(data) == int(1.2 * AUDIO_RATE)
+    assert res.audio[0] == AUDIO_RATE and len(res.audio[1]) == int(1.2 * AUDIO_RATE)
+    assert res.image_path.endswith(".png")
+    assert res.samples_per_s > 0 and "samples/s" in res.summary
+    assert warnings == []
+
+
+def test_first_audio_chunk_goes_out_at_the_deadline(tiny_models):
+    updates, _ = run_all(audio_req(tiny_models, seconds=2.0), policy=ChunkPolicy(first_deadline=0.0,
+                                                                               engine_chunk=16))
+    first = next(u.audio for u in updates if u.audio is not None)
+    assert len(first[1]) == 16  # the first engine chunk, not half a second
+
+
+def test_same_seed_same_audio_and_cond_changes_it(tiny_models):
+    a = run_all(audio_req(tiny_models))[0][-1].result.audio[1]
+    b = run_all(audio_req(tiny_models))[0][-1].result.audio[1]
+    c = run_all(audio_req(tiny_models, cond_class="7"))[0][-1].result.audio[1]
+    assert np.array_equal(a, b) and not np.array_equal(a, c)
+
+
+def test_text_streams_growing_text(tiny_models):
+    updates, _ = run_all(text_req(tiny_models, tokens=300), policy=ChunkPolicy(text_every=0.0, engine_chunk=20))
+    texts = [u.text for u in updates if u.text is not None]
+    assert len(texts) >= 5
+    assert all(t.startswith("Hello") for t in texts)
+    assert len(texts[-1]) > len(texts[1]) > 0
+    res = updates[-1].result
+    assert res.tokens == 300 and "tokens/s" in res.summary and res.wav_paths == []
+
+
+def test_text_variations_are_labelled(tiny_models):
+    res = run_all(text_req(tiny_models, variations=3))[0][-1].result
+    assert res.text.count("variation") == 3 and res.tokens == 3 * 40
+
+
+def test_stop_ends_early_with_partial_results(tiny_models):
+    stop = threading.Event()
+    gen = generate.run(audio_req(tiny_models, seconds=5.0), catalog.ModelCache(), LIMITS, stop=stop,
+                       policy=ChunkPolicy(first_deadline=0.0, engine_chunk=32))
+    for u in gen:
+        if u.audio is not None:
+            stop.set()
+        last = u
+    res = last.result
+    assert res.stopped and "Stopped" in res.summary
+    data, _ = sf.read(res.wav_paths[0])
+    assert 0 < len(data) < 5 * AUDIO_RATE
+
+
+# ---- bad input -----------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("field,value,message", [
+    ("temperature", float("nan"), "Temperature must be a finite number"),
+    ("temperature", -1, "Temperature must be a finite number >= 0"),
+    ("temperature", "hot", "Temperature must be a number"),
+    ("top_p", 0, "top_p must be in"),
+    ("top_k", 2.5, "Top-k must be a whole number"),
+    ("tokens", 10**9, "at most 2000 tokens"),
+    ("tokens", 0, "more than 0"),
+    ("variations", 99, "Variations must be a whole number from 1 to 4"),
+    ("seed", -5, "Seed must be a whole number"),
+])
+def test_bad_numbers_get_clear_messages(tiny_models, field, value, message):
+    with pytest.raises(UserError, match=message):
+        run_all(text_req(tiny_models, **{field: value}))
+
+
+def test_audio_length_cap_and_missing_class(tiny_models):
+    with pytest.raises(UserError, match="at most 5 seconds"):
+        run_all(audio_req(tiny_models, seconds=60))
+    with pytest.raises(UserError, match="pick one of 0, 1"):
+        run_all(audio_req(tiny_models, cond_class=None))
+    with pytest.raises(UserError, match="pick one of"):
+        run_all(audio_req(tiny_models, cond_class="eleven"))
+
+
+def test_per_model_cap_from_meta(tiny_models):
+    import engine
+    m = engine.load_model(tiny_models["text"])
+    engine.save_model(m, tiny_models["text"], max_generate_tokens=50)
+    with pytest.raises(UserError, match="at most 50 tokens"):
+        run_all(text_req(tiny_models, tokens=60))
+
+
+def test_huge_and_odd_seed_text(tiny_models):
+    updates, warnings = run_all(text_req(tiny_models, seed_text="ab" * 5000 + "\ud800end", tokens=5),
+                                limits=Limits(max_seed_chars=100))
+    assert any("only its last 100" in w for w in warnings)
+    assert updates[-1].result.text.startswith(("ab", "b"))
+    assert "end" in updates[-1].result.text
+    with pytest.raises(UserError, match="Seed text must be text"):
+        run_all(text_req(tiny_models, seed_text=b"\xff\xfe"))
+
+
+def write(path, data, rate, **kw):
+    sf.write(str(path), data, rate, **kw)
+    return str(path)
+
+
+def test_audio_prompts_odd_but_usable(tiny_models, tmp_path):
+    t = np.arange(AUDIO_RATE) / AUDIO_RATE
+    tone = 0.5 * np.sin(2 * np.pi * 100 * t)
+    cases = {
+        "silent": (write(tmp_path / "silent.wav", np.zeros(800), 8000), "silent"),
+        "low_rate": (write(tmp_path / "low.wav", 0.5 * np.sin(2 * np.pi * 50 * np.arange(500) / 500), 500),
+                     "recorded at 500 Hz"),
+        "stereo_44k": (write(tmp_path / "stereo.flac", np.stack([tone, tone], 1).repeat(44, 0)[:44100 // 4], 44100),
+                       None),
+        "long": (write(tmp_path / "long.wav", np.tile(tone, 3), AUDIO_RATE), "only its last 1 s"),
+    }
+    for name, (path, expect) in cases.items():
+        updates, warnings = run_all(audio_req(tiny_models, prompt_audio=path, seconds=0.2),
+                                    limits=Limits(max_prompt_seconds=1.0))
+        assert updates[-1].result.wav_paths, name
+        if expect:
+            assert any(expect in w for w in warnings), (name, warnings)
+        else:
+            assert warnings == [], (name, warnings)
+
+
+def test_one_second_at_1khz_prompt(tiny_models, tmp_path):
+    """A 1 s clip recorded at 1 kHz (a 1 kHz tone at 1 kHz rate is all zeros: silence) is accepted with a note."""
+    path = write(tmp_path / "1k.wav", np.sin(2 * np.pi * 1000 * np.arange(1000) / 1000), 1000)
+    updates, warnings = run_all(audio_req(tiny_models, prompt_audio=path, seconds=0.2))
+    assert updates[-1].result.wav_paths
+    assert any("silent" in w for w in warnings)
+
+
+def test_audio_prompts_unusable(tiny_models, tmp_path):
+    empty = tmp_path / "empty.wav"
+    empty.write_bytes(b"")
+    corrupt = tmp_path / "corrupt.wav"
+    corrupt.write_bytes(b"RIFF\x00\x00\x00\x00WAVEjunk" + bytes(range(256)) * 4)
+    text = tmp_path / "notes.mp3"
+    text.write_text("this is not audio at all")
+    for path, message in [(empty, "empty"), (corrupt, "cannot read"), (text, "cannot read"),
+                          (tmp_path / "missing.wav", "not found")]:
+        with pytest.raises(UserError, match=f"Audio prompt: .*{message}"):
+            run_all(audio_req(tiny_models, prompt_audio=str(path)))
+
+
+def test_wrong_kind_inputs_are_ignored_with_a_note(tiny_models, tmp_path):
+    path = write(tmp_path / "p.wav", np.zeros(100), AUDIO_RATE)
+    _, warnings = run_all(text_req(tiny_models, prompt_audio=path, tokens=3))
+    assert any("audio prompt is ignored" in w for w in warnings)
+    _, warnings = run_all(audio_req(tiny_models, seed_text="hi", seconds=0.1))
+    assert any("Seed text is ignored" in w for w in warnings)

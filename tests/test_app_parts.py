@@ -1,0 +1,73 @@
+"""The app's small parts without a server: limits, stop switch, ffmpeg on PATH, launch address, Speed tab."""
+from __future__ import annotations
+
+import os
+import shutil
+import threading
+
+import pytest
+
+from app import speed
+from app.__main__ import server_name, server_port
+from app.errors import UserError
+from app.ffmpeg import ensure_ffmpeg
+from app.limits import Limits
+from app.stop import StopSwitch
+
+
+def test_limits_from_env():
+    lim = Limits.from_env({"PLAYGROUND_AUDIO_SECONDS": "8", "PLAYGROUND_MAX_JOBS": "2", "OTHER": "x"})
+    assert lim.audio_seconds == 8.0 and lim.max_jobs == 2 and isinstance(lim.max_jobs, int)
+    for bad in ("lots", "-1", "nan", "0"):
+        with pytest.raises(ValueError, match="PLAYGROUND_MAX_JOBS"):
+            Limits.from_env({"PLAYGROUND_MAX_JOBS": bad})
+
+
+def test_stop_switch_per_session():
+    s = StopSwitch()
+    assert not s.stop("a")
+    ev = s.arm("a")
+    other = s.arm("b")
+    assert s.stop("a") and ev.is_set() and not other.is_set()
+    assert not s.stop("a")  # already stopped
+    newer = s.arm("b")
+    assert other.is_set() and not newer.is_set()  # a new run of the same session ends the old one
+    s.release("b", other)  # releasing a stale run leaves the new one armed
+    assert s.stop("b") and newer.is_set()
+
+
+def test_ffmpeg_is_put_on_path(monkeypatch):
+    monkeypatch.setenv("PATH", os.defpath if shutil.which("ffmpeg", path=os.defpath) is None else "/nonexistent")
+    exe = ensure_ffmpeg()
+    assert exe is not None and os.path.basename(exe).startswith("ffmpeg")
+    assert shutil.which("ffmpeg") == exe
+
+
+def test_server_address(monkeypatch):
+    for var in ("SPACE_ID", "GRADIO_SERVER_NAME", "GRADIO_SERVER_PORT", "PORT"):
+        monkeypatch.delenv(var, raising=False)
+    assert server_name() == "127.0.0.1" and server_port() == 7860
+    monkeypatch.setenv("SPACE_ID", "user/playground")
+    assert server_name() == "0.0.0.0"
+    monkeypatch.setenv("GRADIO_SERVER_PORT", "7999")
+    assert server_port() == 7999
+
+
+def test_speed_run_tiny_range():
+    out = list(speed.run(1, 2, 3, Limits(), budget_s=0.5))
+    rows, status = out[-1]
+    assert [(r.layers, r.method) for r in rows] == [(1, "naive"), (1, "cached"), (2, "naive"), (2, "cached")]
+    assert all(r.ms_per_sample > 0 and r.samples >= 1 for r in rows)
+    assert "naive ÷ cached" in status
+    table = speed.table(rows)
+    assert [t[0] for t in table] == [1, 2] and table[0][1] == rows[0].receptive_field and table[1][4].endswith("×")
+
+
+def test_speed_stop_and_bad_ranges():
+    stop = threading.Event()
+    stop.set()
+    rows, status = list(speed.run(1, 3, 3, Limits(), stop=stop))[-1]
+    assert rows == [] and "Stopped" in status
+    for args in [(3, 2, 5), (0, 2, 5), (1, 99, 5), (1, 2, 1), ("a", 2, 5)]:
+        with pytest.raises(UserError):
+            list(speed.run(*args, Limits()))

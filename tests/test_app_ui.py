@@ -1,0 +1,71 @@
+"""The UI's event handlers called directly (no server): what each returns for the components it updates."""
+from __future__ import annotations
+
+import gradio as gr
+import pytest
+from test_app_helpers import tiny_models  # noqa: F401  (fixture)
+
+from app.limits import Limits
+from app.ui import App, build_app
+
+
+@pytest.fixture
+def ui(tiny_models):
+    app = App(Limits())
+    app.build()
+    return app, tiny_models
+
+
+def test_build_has_three_tabs_and_named_events(tiny_models):
+    demo, app = build_app(Limits())
+    config = demo.get_config_file()
+    labels = [c["props"].get("label") for c in config["components"] if c["type"] == "tabitem"]
+    assert labels == ["Generate", "Train", "Speed"]
+    names = {d.get("api_name") for d in config["dependencies"]}
+    assert {"generate", "stop", "model_form", "refresh_models", "speed"} <= names
+
+
+def test_on_model_switches_the_form(ui):
+    app, models = ui
+    info, seed_text, prompt, cond, seconds, tokens, live, text_out = app.on_model(models["audio"])
+    assert "wavenet" in info and prompt["visible"] and not seed_text["visible"]
+    assert cond["visible"] and cond["choices"] == [str(i) for i in range(10)] and cond["value"] == "0"
+    assert seconds["visible"] and not tokens["visible"] and live["visible"] and not text_out["visible"]
+    info, seed_text, prompt, cond, seconds, tokens, live, text_out = app.on_model(models["text"])
+    assert seed_text["visible"] and not prompt["visible"] and not cond["visible"]
+    assert tokens["visible"] and tokens["value"] == 400 and not seconds["visible"] and text_out["visible"]
+
+
+def test_on_load_and_picker(ui):
+    app, models = ui
+    picker, *form = app.on_load(None)
+    assert picker["value"] in (models["audio"], models["text"]) and len(form) == 8
+    assert app.picker(models["text"])["value"] == models["text"]  # a valid pick is kept
+    assert app.picker("/gone")["value"] != "/gone"
+
+
+def test_on_generate_clears_then_streams_then_finishes(ui):
+    app, models = ui
+    outs = list(app.on_generate(models["audio"], "", None, "5", 1.0, 0, 1.0, 0.6, 10, 2, 1))
+    assert outs[0][0] is None and outs[0][3] is None  # the previous run's player and results are cleared
+    chunks = [o[0] for o in outs[1:] if isinstance(o[0], tuple)]
+    assert chunks and all(c[1].dtype.name == "int16" for c in chunks)
+    final = outs[-1]
+    assert final[3][0] == 1000 and len(final[3][1]) == 600 and len(final[4]) == 1 and final[5].endswith(".png")
+
+
+def test_on_generate_bad_input_is_a_gradio_error(ui):
+    app, models = ui
+    with pytest.raises(gr.Error, match="finite"):
+        list(app.on_generate(models["text"], "hi", None, None, float("nan"), 0, 1.0, 1, 10, 2, 1))
+    with pytest.raises(gr.Error, match="&lt;b&gt;"):  # messages are escaped: a file name cannot inject HTML
+        list(app.on_generate(models["audio"], "", "/tmp/<b>.wav", "1", 1.0, 0, 1.0, 1, 10, 2, 1))
+
+
+def test_on_speed_yields_plot_frames(ui):
+    app, _ = ui
+    outs = list(app.on_speed(1, 1, 3))
+    frame, table, status = outs[-1]
+    assert list(frame.columns) == ["layers", "ms per sample", "method"] and len(frame) == 2
+    assert table[0][0] == 1 and "naive ÷ cached" in status
+    app.on_stop()  # nothing running: a no-op
