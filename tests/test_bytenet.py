@@ -93,3 +93,16 @@ def test_bad_config_is_named():
         engine.build_model("bytenet", norm="batch")
     with pytest.raises(ValueError, match="block"):
         engine.build_model("bytenet", block="gated")
+
+
+def test_subbatch_training_loss_skips_aux_rows_and_plain_models_use_the_default():
+    from types import SimpleNamespace
+    assert not hasattr(tiny("residual", "layer"), "training_loss")  # the trainer's default loss applies
+    model = tiny("residual", "subbatch").train()
+    x = torch.randint(0, 256, (4, 20))
+    batch = SimpleNamespace(x=x, y=torch.roll(x, -1, 1), mask=torch.ones(4, 20, dtype=torch.bool),
+                            fresh=torch.tensor([True, False, False, False]))
+    nats, count = model.training_loss(batch)
+    field = model.receptive_field
+    assert count.item() == 20 + 2 * (20 - (field - 1))  # 3 main rows: one fresh, two windows past the field
+    nats.backward()

@@ -159,3 +159,16 @@ def test_checkpoint_round_trip(tmp_path):
     assert torch.allclose(model(x), loaded(x))
     ids = engine.generate_all(loaded, engine.text.encode("em"), max_new_tokens=12, seed=1)
     assert ids.shape == (1, 12)
+
+
+def test_training_loss_adds_penalties_in_training_only():
+    from types import SimpleNamespace
+    model = tiny("jzs3", norm_stabilizer_hidden=1.0).train()
+    x = torch.randint(0, 256, (2, 6))
+    batch = SimpleNamespace(x=x, y=torch.roll(x, -1, 1), mask=torch.ones(2, 6, dtype=torch.bool))
+    nats, count = model.training_loss(batch)
+    pen = model.last_penalties["norm_stabilizer_hidden"]
+    model.eval()
+    plain, _ = model.training_loss(batch)
+    assert model.last_penalties == {}
+    assert nats.item() == pytest.approx(plain.item() + pen * count.item(), rel=1e-5)

@@ -78,6 +78,8 @@ class ByteNet(AutoregressiveModel):
         self.stack = ByteNetStack(cfg.d, cfg.dilations, cfg.kernel_size, cfg.block, cfg.norm, causal=True,
                                   aux_fraction=cfg.subbatch_aux_fraction, dropout=cfg.dropout)
         self.head = ByteNetHead(cfg.d, cfg.vocab_size, cfg.norm, cfg.subbatch_aux_fraction)
+        if cfg.norm == "subbatch":  # only then does the trainer need a loss of ours (see trainers/losses.py)
+            self.training_loss = self._subbatch_training_loss
 
     @property
     def receptive_field(self) -> int:
@@ -92,6 +94,18 @@ class ByteNet(AutoregressiveModel):
         if self.config.norm == "subbatch" and self.training:
             return slice(0, batch_size - SubBatchNorm.aux_rows(batch_size, self.config.subbatch_aux_fraction))
         return slice(None)
+
+    def _subbatch_training_loss(self, batch, state=None) -> tuple[torch.Tensor, torch.Tensor]:
+        """The trainer's default next-token loss (targets with a full receptive field of real context, or at a
+        sequence start), counted on the main rows only: the auxiliary rows saw their own future."""
+        logits = self(batch.x)
+        t = torch.arange(batch.x.shape[1], device=batch.x.device)
+        mask = batch.mask & (batch.fresh.unsqueeze(1) | (t >= self.receptive_field - 1).unsqueeze(0))
+        rows = self.loss_rows(batch.x.shape[0])
+        ce = F.cross_entropy(logits[rows].float().reshape(-1, logits.shape[-1]), batch.y[rows].reshape(-1),
+                             reduction="none")
+        m = mask[rows].reshape(-1)
+        return (ce * m).sum(), m.sum()
 
     def forward(self, x: torch.Tensor, cond=None) -> torch.Tensor:
         if cond is not None:

@@ -17,6 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from ..protocol import AutoregressiveModel, TokenSpec
@@ -150,6 +151,7 @@ class RNN(AutoregressiveModel):
         self.rnn = RNNStack(cfg.cell, emb, cfg.hidden_size, cfg.layers, cfg.dropout, cfg.irnn_scale, cfg.devices)
         self.head = nn.Linear(cfg.hidden_size, cfg.vocab_size)
         self.averaging_influence = cfg.averaging_influence  # decode-time option; the app may change it
+        self.last_penalties: dict[str, float] = {}
         if self.rnn.devices:
             self.embed.to(self.rnn.devices[0])
             self.head.to(self.rnn.devices[-1])
@@ -181,6 +183,20 @@ class RNN(AutoregressiveModel):
         if self.config.norm_stabilizer_logits:
             out["norm_stabilizer_logits"] = self.config.norm_stabilizer_logits * norm_stabilizer_term(logits)
         return out
+
+    def training_loss(self, batch, state=None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Next-token cross-entropy summed over real targets, plus (in training mode only) the norm-stabilizer
+        penalties, added as penalty x count so the trainer's mean is CE + penalty.  The penalties of the last
+        call are kept in `last_penalties` (floats by name) for a trainer to report apart from the CE."""
+        logits, hiddens = self.forward_with_hiddens(batch.x)
+        y, mask = batch.y.to(logits.device), batch.mask.to(logits.device).reshape(-1)
+        ce = F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), y.reshape(-1), reduction="none")
+        nats, count = (ce * mask).sum(), mask.sum()
+        penalties = self.norm_stabilizer(hiddens, logits) if self.training else {}
+        self.last_penalties = {k: float(v.detach()) for k, v in penalties.items()}
+        if penalties:
+            nats = nats + sum(penalties.values()) * count
+        return nats, count
 
     def init_state(self, batch_size: int, cond=None, device=None, influence: float | None = None) -> RNNState:
         if cond is not None:
