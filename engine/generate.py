@@ -2,13 +2,15 @@
 
 Writes a wav for audio models and prints (or writes) text for text models.  Any bad input is one line on
 stderr and exit status 2, never a traceback.  (The function `engine.generate` lives in engine/generation.py;
-this module is only the CLI.)
+this module is only the CLI.  Importing it would normally rebind the attribute `engine.generate` from the function
+to this module, so the module is made callable: `engine.generate(...)` generates either way.)
 """
 from __future__ import annotations
 
 import argparse
 import math
 import sys
+import types
 from pathlib import Path
 
 import torch
@@ -120,5 +122,12 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+class _CallableModule(types.ModuleType):
+    def __call__(self, *args, **kwargs):
+        return generate(*args, **kwargs)
+
+
 if __name__ == "__main__":
     sys.exit(main())
+else:
+    sys.modules[__name__].__class__ = _CallableModule

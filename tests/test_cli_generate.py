@@ -72,3 +72,14 @@ def test_text_model_prints_text_and_writes_a_file(tmp_path, capsys):
     assert out.read_text(encoding="utf-8") + "\n" == printed
     assert main(["--model", str(path), "--prompt-audio", str(out), "--tokens", "4"]) == 2
     assert main(["--model", str(path), "--seconds", "1"]) == 2
+
+
+def test_engine_generate_stays_callable_after_importing_the_cli_module():
+    import importlib
+
+    import engine.generate as cli_module
+    importlib.reload(cli_module)
+    model = engine.build_model("wavenet", layers_per_block=1, blocks=1, residual_channels=4, gate_channels=4,
+                               skip_channels=4, n_classes=16)
+    chunks = list(engine.generate(model, None, max_new_tokens=5, seed=0))
+    assert sum(c.shape[1] for c in chunks) == 5
