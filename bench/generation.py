@@ -51,7 +51,7 @@ def measure(layers: int, threads: int, cached_samples: int, naive_budget_s: floa
     model = wavenet(layers)
     prompt = torch.randint(0, 256, (1, model.receptive_field), generator=torch.Generator().manual_seed(0))
     kw = dict(max_new_tokens=cached_samples, temperature=1.0, seed=123, chunk_size=1)
-    cached_s, cached_ids, _ = time_per_sample(engine.generate(model, prompt, **kw))
+    cached_s, cached_ids, _ = time_per_sample(engine.generate(model, prompt, backend="eager", **kw))
     naive_s, naive_ids, n_naive = time_per_sample(engine.generate_naive(model, prompt, **kw), naive_budget_s)
     same = torch.equal(naive_ids, cached_ids[:, :n_naive])
     return dict(layers=layers, threads=threads, field=model.receptive_field, naive_s=naive_s, cached_s=cached_s,

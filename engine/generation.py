@@ -16,6 +16,7 @@ from .protocol import AutoregressiveModel
 from .sampling import RandomStream, SamplingConfig, sample
 
 MAX_NEW_TOKENS = 10**8
+BACKENDS = ("auto", "eager", "fast")
 
 
 def _as_prompt(model: AutoregressiveModel, prompt, batch_size: int | None) -> torch.Tensor:
@@ -63,12 +64,56 @@ def _chunks(next_token, max_new_tokens: int, chunk_size: int, eos_id: int | None
                 return
 
 
+def _fast_runner(model: AutoregressiveModel, state: Any, batch_size: int, cfg: SamplingConfig, backend: str):
+    """The compiled runner (engine.fast) when `backend` allows it and it serves this model, else None."""
+    if backend == "eager":
+        return None
+    from . import fast
+    reason = fast.why_not(model)
+    if reason is None:
+        try:
+            return fast.FastRunner(model, state, batch_size, cfg)
+        except fast.Unsupported as exc:
+            reason = str(exc)
+    if backend == "fast":
+        raise ValueError(f"backend='fast' cannot serve this model: {reason}")
+    return None
+
+
+def _fast_chunks(runner, logits: torch.Tensor, rng: RandomStream, max_new_tokens: int, chunk_size: int,
+                 eos_id: int | None) -> Iterator[torch.Tensor]:
+    """The chunks `_chunks` would yield, each made by one compiled call (end-of-sequence rules applied after)."""
+    done = None
+    made = 0
+    while made < max_new_tokens:
+        n = min(chunk_size, max_new_tokens - made)
+        ids = runner.run(n, rng.take(n), logits=logits if made == 0 else None).to(logits.device)
+        made += n
+        if eos_id is not None:
+            hit = torch.cumsum((ids == eos_id).to(torch.int32), dim=1) > 0
+            if done is not None:
+                hit |= done.unsqueeze(1)
+            ids = torch.where(hit, torch.full_like(ids, eos_id), ids)
+            done = hit[:, -1]
+            finished = hit.all(dim=0)
+            if bool(finished.any()):
+                yield ids[:, :int(finished.nonzero()[0]) + 1]
+                return
+        yield ids
+
+
 @torch.inference_mode()
 def generate(model: AutoregressiveModel, prompt: torch.Tensor | Sequence[int] | None = None,
              max_new_tokens: int = 256, temperature: float = 1.0, top_k: int | None = None,
              top_p: float | None = None, cond: Any = None, seed: int | None = None, chunk_size: int = 256,
-             batch_size: int | None = None) -> Iterator[torch.Tensor]:
-    """Yield chunks of new ids [B, n] as they are made (cached O(1)-per-token path)."""
+             batch_size: int | None = None, backend: str = "auto") -> Iterator[torch.Tensor]:
+    """Yield chunks of new ids [B, n] as they are made (cached O(1)-per-token path).
+
+    backend: "eager" steps the model in PyTorch; "fast" runs the compiled loop of engine.fast (CPU, float32;
+    an error for a model it does not serve); "auto" (default) is "fast" where it applies, else "eager".  Both
+    give the same ids for the same seed."""
+    if backend not in BACKENDS:
+        raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
     cfg = SamplingConfig(temperature, top_k, top_p)
     _check_length(max_new_tokens, chunk_size)
     model.eval()
@@ -76,6 +121,10 @@ def generate(model: AutoregressiveModel, prompt: torch.Tensor | Sequence[int] | 
     rng = RandomStream(x.shape[0], seed)
     state = model.init_state(x.shape[0], cond, x.device)
     logits, state = model.prime(x, state)
+    runner = _fast_runner(model, state, x.shape[0], cfg, backend)
+    if runner is not None:
+        yield from _fast_chunks(runner, logits, rng, max_new_tokens, chunk_size, model.tokens.eos_id)
+        return
     box = {"logits": logits, "state": state}
 
     def next_token(i: int) -> torch.Tensor:

@@ -1,0 +1,33 @@
+"""The fast generation path: a model's cached step compiled (numba) over a chunk of tokens, sampling included.
+
+`engine.generate(..., backend="auto")` uses it whenever `why_not(model)` is None and falls back to the eager
+`step` loop otherwise.  Same seed, same ids as the eager path: both draw the same `RandomStream` rows and
+invert the same float64 CDF (engine/fast/sampler.py); the logits agree with torch's to about 1e-6.
+
+Pieces: program.py (the op list a family's step is written in), lower_<family>.py (one per family),
+lowering.py (registry and per-model cache), kernel.py + sampler.py (the compiled loop), runner.py (state glue).
+"""
+from __future__ import annotations
+
+from .lowering import Lowered, Unsupported, lowered, register_lowering
+from .lowering import why_not as _why_not_model
+from . import lower_wavenet  # noqa: F401  (registers)
+
+try:
+    import numba  # noqa: F401
+    NUMBA_ERROR: str | None = None
+except ImportError as exc:  # the eager path still works without it
+    NUMBA_ERROR = f"numba is not available ({exc})"
+
+
+def why_not(model) -> str | None:
+    """None when the fast path serves `model`, else a one-line reason."""
+    return NUMBA_ERROR or _why_not_model(model)
+
+
+def FastRunner(*args, **kwargs):  # noqa: N802  (imports numba lazily)
+    from .runner import FastRunner as _Runner
+    return _Runner(*args, **kwargs)
+
+
+__all__ = ["why_not", "FastRunner", "Lowered", "Unsupported", "lowered", "register_lowering"]

@@ -1,0 +1,50 @@
+"""WaveNet's cached step as a fast-path program (mirrors `WaveNet.step` op for op)."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from ..models.wavenet import WaveNet
+from .lowering import Lowered, np32, register_lowering
+from .program import ADD, COPY, GATE, RELU, SCALE, ProgramBuilder
+
+
+def lower_wavenet(model: WaveNet) -> Lowered:
+    cfg = model.config
+    R, G, S, V = cfg.residual_channels, cfg.gate_channels, cfg.skip_channels, cfg.n_classes
+    half = G // 2
+    pb = ProgramBuilder()
+    h, z, g, r, s, skip, h1, logits = (pb.buffer(n) for n in (R, G, half, R, S, S, S, V))
+    if cfg.input == "embedding":
+        pb.embed(h, np32(model.embed.weight))
+    else:  # one-hot through a 1x1 conv: column v of the weight plus the bias (exact: the other terms are 0)
+        w = np32(model.embed.weight)[:, :, 0]
+        pb.embed(h, (w + np32(model.embed.bias)[:, None]).T)
+    sqrt_half = pb.param(np.array([math.sqrt(0.5)]))
+    for i, layer in enumerate(model.layers):
+        conv = layer.conv
+        pb.conv(z, h, np32(conv.weight), np32(conv.bias), conv.dilation[0])
+        if cfg.global_cond_classes:
+            pb.op(ADD, z, pb.constant(f"cond{i}", G), G)
+        pb.op(GATE, g, z, half)
+        pb.linear(r, g, np32(layer.residual.weight)[:, :, 0], np32(layer.residual.bias))
+        pb.op(ADD, h, r, R)
+        pb.op(SCALE, h, R, sqrt_half)
+        pb.linear(s, g, np32(layer.skip.weight)[:, :, 0], np32(layer.skip.bias))
+        pb.op(COPY if i == 0 else ADD, skip, s, S)
+    pb.op(RELU, skip, skip, S)
+    pb.linear(h1, skip, np32(model.head1.weight)[:, :, 0], np32(model.head1.bias))
+    pb.op(RELU, h1, h1, S)
+    pb.linear(logits, h1, np32(model.head2.weight)[:, :, 0], np32(model.head2.bias))
+    program = pb.build(logits, V)
+
+    def constants(state):
+        if state.cond_bias is None:
+            return {}
+        return {f"cond{i}": bias for i, bias in enumerate(state.cond_bias)}
+
+    return Lowered(program, constants=constants)
+
+
+register_lowering(WaveNet, lower_wavenet)

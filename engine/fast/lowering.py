@@ -1,0 +1,107 @@
+"""Which models the fast path serves, and their programs cached per model until a weight changes.
+
+A family opts in with `register_lowering(ModelClass, fn)`, where `fn(model) -> Lowered` writes the family's
+`step` as a `Program` (engine/fast/program.py) and says where its state keeps the convolution queues, the ring
+clock and any per-row constants.  Families whose state is `queues: list[Tensor]` plus `t: int` (WaveNet,
+ByteNet's decoder, the hierarchical model) need only the program.
+"""
+from __future__ import annotations
+
+import weakref
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+
+from .program import Program
+
+
+class Unsupported(Exception):
+    """This model (or this configuration of it) has no fast program; the eager path serves it."""
+
+
+def _default_queues(state) -> list[torch.Tensor]:
+    return state.queues
+
+
+def _default_set_queue(state, i: int, queue: torch.Tensor) -> None:
+    state.queues[i] = queue
+
+
+def _no_constants(state) -> dict[str, torch.Tensor]:
+    return {}
+
+
+def _get_t(state) -> int:
+    return state.t
+
+
+def _set_t(state, t: int) -> None:
+    state.t = t
+
+
+@dataclass
+class Lowered:
+    program: Program
+    queues: Callable[[Any], list[torch.Tensor]] = field(default=_default_queues)
+    set_queue: Callable[[Any, int, torch.Tensor], None] = field(default=_default_set_queue)
+    constants: Callable[[Any], dict[str, torch.Tensor]] = field(default=_no_constants)  # name -> [B, n]
+    get_t: Callable[[Any], int] = field(default=_get_t)
+    set_t: Callable[[Any, int], None] = field(default=_set_t)
+
+
+_LOWERINGS: dict[type, Callable[[Any], Lowered]] = {}
+_CACHE: "weakref.WeakKeyDictionary[torch.nn.Module, tuple[tuple, Lowered]]" = weakref.WeakKeyDictionary()
+
+
+def register_lowering(model_cls: type, fn: Callable[[Any], Lowered]) -> None:
+    _LOWERINGS[model_cls] = fn
+
+
+def np32(t: torch.Tensor) -> np.ndarray:
+    """A float32 numpy copy of a parameter (detached; the program owns its own copy)."""
+    return t.detach().to("cpu", torch.float32).numpy().copy()
+
+
+def _version(t: torch.Tensor):
+    """torch's in-place version counter; inference tensors have none, so fall back to a checksum."""
+    try:
+        return t._version
+    except RuntimeError:
+        return float(t.detach().double().sum()), float(t.detach().double().abs().sum())
+
+
+def _weights_key(model: torch.nn.Module) -> tuple:
+    """Changes whenever any parameter or buffer is replaced or modified in place."""
+    return tuple((name, t.data_ptr(), _version(t), tuple(t.shape), t.dtype)
+                 for name, t in list(model.named_parameters()) + list(model.named_buffers()))
+
+
+def why_not(model: torch.nn.Module) -> str | None:
+    """None when the fast path can serve `model`, else the reason it cannot."""
+    fn = _LOWERINGS.get(type(model))
+    if fn is None:
+        return f"no fast program for {type(model).__name__}"
+    for t in list(model.parameters()) + list(model.buffers()):
+        if t.device.type != "cpu":
+            return "the fast path runs on the CPU; the model is on " + t.device.type
+        if t.is_floating_point() and t.dtype != torch.float32:
+            return f"the fast path computes in float32; the model has {t.dtype} weights"
+    return None
+
+
+def lowered(model: torch.nn.Module) -> Lowered:
+    """The model's program, rebuilt only when its weights change; raises Unsupported when it has none."""
+    reason = why_not(model)
+    if reason is not None:
+        raise Unsupported(reason)
+    key = _weights_key(model)
+    hit = _CACHE.get(model)
+    if hit is not None and hit[0] == key:
+        return hit[1]
+    with torch.no_grad():
+        result = _LOWERINGS[type(model)](model)
+    _CACHE[model] = (key, result)
+    return result
