@@ -108,3 +108,17 @@ def test_eval_batches_score_every_target_once_and_context_mask(tmp_path):
     for row in range(4):
         expect = 20 if bool(b.fresh[row]) else 20 - 7
         assert int(m[row].sum()) == expect
+
+
+def test_each_rank_gets_its_own_shard(tmp_path):
+    p = tmp_path / "corpus.txt"
+    p.write_text("0123456789" * 100)
+    d = text_corpus(p)
+    a, b = d.shard(0, 2), d.shard(1, 2)
+    assert len(a.sequences["train"][0]) + len(b.sequences["train"][0]) >= d.num_tokens("train")
+    assert a.sequences["val"] is d.sequences["val"]  # every rank keeps the whole held-out split
+    words = tmp_path / "names.txt"
+    words.write_text("\n".join(f"w{i}" for i in range(50)))
+    n = names_list(words)
+    halves = [n.shard(r, 2).sequences["train"] for r in (0, 1)]
+    assert len(halves[0]) + len(halves[1]) == len(n.sequences["train"])

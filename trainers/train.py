@@ -152,7 +152,8 @@ def _train(cfg: TrainConfig, resume: bool, progress: bool, d: distributed.Dist) 
         ckpt.restore(optimizer, gen, tstate, tensors)
         if d.enabled:  # every rank restores rank 0's files; give the ranks their own data streams again
             gen.manual_seed(cfg.seed + d.rank + 7919 * tstate["step"])
-        step, elapsed, best = tstate["step"], tstate["elapsed_s"], tstate.get("best_val", math.inf)
+        step, elapsed = tstate["step"], tstate["elapsed_s"]
+        best = math.inf if tstate.get("best_val") is None else tstate["best_val"]
     if d.main:
         out.mkdir(parents=True, exist_ok=True)
         runfiles.write_json(out / runfiles.RUN_FILE, cfg.to_dict())
