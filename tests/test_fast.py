@@ -83,6 +83,55 @@ def test_wavenet_variants(variant):
     assert torch.equal(a, b)
 
 
+def randomized(model):
+    """Random weights and running statistics, so that every norm's affine map and bias is exercised."""
+    with torch.no_grad():
+        for name, buf in model.named_buffers():
+            if name.endswith("running_mean"):
+                buf.normal_(0, 0.3)
+            elif name.endswith("running_var"):
+                buf.uniform_(0.5, 2.0)
+        for p in model.parameters():
+            p.add_(torch.randn_like(p) * 0.2)
+    return model.eval()
+
+
+TEXT_MODELS = {
+    "bytenet-residual-layer": dict(family="bytenet", d=8, sets=1, set_size=4, block="residual", norm="layer"),
+    "bytenet-residual-subbatch": dict(family="bytenet", d=8, sets=2, set_size=3, block="residual", norm="subbatch"),
+    "bytenet-mult-layer": dict(family="bytenet", d=8, sets=1, set_size=4, block="multiplicative", norm="layer"),
+    "bytenet-mult-none": dict(family="bytenet", d=8, sets=1, set_size=3, kernel_size=2, block="multiplicative",
+                              norm="none"),
+    "hierarchical-layernorm": dict(family="hierarchical", levels=3, widths=[12, 16, 20], norm="layernorm"),
+    "hierarchical-batchnorm": dict(family="hierarchical", levels=2, widths=[16], norm="batchnorm"),
+    "hierarchical-none": dict(family="hierarchical", levels=4, widths=[10], norm="none", vocab_size=128),
+}
+
+
+def text_model(name):
+    cfg = dict(TEXT_MODELS[name])
+    torch.manual_seed(2)
+    return randomized(engine.build_model(cfg.pop("family"), **cfg))
+
+
+@pytest.mark.parametrize("name", sorted(TEXT_MODELS))
+@pytest.mark.parametrize("batch", [1, 3])
+def test_text_families_fast_equals_eager(name, batch):
+    model = text_model(name)
+    assert fast.why_not(model) is None
+    prompt = torch.randint(32, 120, (batch, 6), generator=torch.Generator().manual_seed(batch))
+    for kw in (SAMPLING[0], SAMPLING[1], SAMPLING[3]) if batch == 1 else (SAMPLING[2], SAMPLING[4]):
+        a, b = both(model, prompt, max_new_tokens=70, seed=batch, chunk_size=25, **kw)
+        assert torch.equal(a, b), kw
+
+
+@pytest.mark.parametrize("name", ["bytenet-mult-layer", "hierarchical-batchnorm"])
+def test_text_families_logits_and_interleaving(name):
+    model = text_model(name)
+    with torch.inference_mode():
+        _interleave(model, cond=None, batch=2)
+
+
 def test_default_wavenet_and_no_prompt():
     model = engine.build_model("wavenet").eval()
     a, b = both(model, None, max_new_tokens=60, seed=11)
@@ -93,17 +142,16 @@ def test_logits_match_eager_and_state_interleaves():
     """Eager prime -> fast chunk -> eager steps -> fast chunk: the same ids and logits as eager throughout."""
     model = tiny_wavenet(global_cond_classes=3)
     with torch.inference_mode():
-        _interleave(model)
+        _interleave(model, cond=torch.tensor([0, 2]), batch=2)
 
 
-def _interleave(model):
-    cond = torch.tensor([0, 2])
+def _interleave(model, cond, batch):
     cfg = SamplingConfig(1.0)
-    prompt = torch.randint(0, 32, (2, 20), generator=torch.Generator().manual_seed(0))
+    prompt = torch.randint(0, 32, (batch, 20), generator=torch.Generator().manual_seed(0))
 
-    ref_state = model.init_state(2, cond)
+    ref_state = model.init_state(batch, cond)
     ref_logits, ref_state = model.prime(prompt, ref_state)
-    rng = RandomStream(2, seed=1)
+    rng = RandomStream(batch, seed=1)
     ref_ids, ref_all_logits = [], []
     for i in range(90):
         if i > 0:
@@ -112,10 +160,10 @@ def _interleave(model):
         ref_ids.append(sample(ref_logits, cfg, rng.next()))
     ref_ids = torch.stack(ref_ids, 1)
 
-    state = model.init_state(2, cond)
+    state = model.init_state(batch, cond)
     logits, state = model.prime(prompt, state)
-    rng = RandomStream(2, seed=1)
-    runner = fast.FastRunner(model, state, 2, cfg)
+    rng = RandomStream(batch, seed=1)
+    runner = fast.FastRunner(model, state, batch, cfg)
     ids = [runner.run(30, rng.take(30), logits=logits)]
     assert (runner.logits() - ref_all_logits[29]).abs().max() <= 1e-4
     last = ids[-1][:, -1]

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from .lowering import Lowered, Unsupported, lowered, register_lowering
 from .lowering import why_not as _why_not_model
-from . import lower_wavenet  # noqa: F401  (registers)
+from . import lower_bytenet, lower_hierarchical, lower_wavenet  # noqa: F401  (each registers its family)
 
 try:
     import numba  # noqa: F401
