@@ -11,14 +11,21 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import engine
+from trainers import runfiles
 
 from .errors import UserError
 from .limits import Limits
 
 
+def _is_resume_state(info: engine.ModelInfo) -> bool:
+    """A training run's `last/` folder: a resumable copy beside `best/`, not a model to offer in the picker."""
+    folder = Path(info.path)
+    return folder.name == runfiles.LAST and (folder.parent / runfiles.RUN_FILE).is_file()
+
+
 def list_infos() -> list[engine.ModelInfo]:
-    """Shipped models first, then the user's own, newest first within each group is not needed: name order."""
-    infos = engine.list_models()
+    """Shipped models first (audio before text), then the user's own, each group in name order."""
+    infos = [i for i in engine.list_models() if not _is_resume_state(i)]
     return sorted(infos, key=lambda i: (not i.shipped, i.kind != "audio", i.name))
 
 
@@ -29,7 +36,8 @@ def label(info: engine.ModelInfo) -> str:
     if isinstance(loss, (int, float)):
         parts.append(f"val loss {loss:.3f}")
     owner = "shipped" if info.shipped else "yours"
-    return f"{info.name} ({', '.join(parts)}; {owner})"
+    name = info.name[: -len("/" + runfiles.BEST)] if info.name.endswith("/" + runfiles.BEST) else info.name
+    return f"{name} ({', '.join(parts)}; {owner})"
 
 
 def choices() -> list[tuple[str, str]]:
@@ -47,7 +55,7 @@ def resolve(path: str | None) -> engine.ModelInfo:
     if not path:
         raise UserError("Pick a model first (the list is empty? train one in the Train tab).")
     want = Path(path).resolve()
-    for info in engine.list_models():
+    for info in list_infos():
         if Path(info.path).resolve() == want:
             return info
     raise UserError("That model is not in the model list any more; press the refresh button next to the picker.")

@@ -10,7 +10,9 @@ import html
 import gradio as gr
 import pandas as pd
 
-from . import catalog, generate, speed
+from trainers.jobs import JobManager
+
+from . import catalog, generate, speed, train
 from .errors import UserError
 from .limits import Limits
 from .stop import StopSwitch
@@ -36,6 +38,7 @@ class App:
         self.limits = limits or Limits.from_env()
         self.cache = catalog.ModelCache()
         self.stops = StopSwitch()
+        self.jobs = JobManager(max_concurrent=1)  # the runs root (PLAYGROUND_HOME/runs) holds the job table
 
     # ---- Generate tab ----------------------------------------------------------------------------------------
     def picker(self, current: str | None = None):
@@ -97,6 +100,48 @@ class App:
     def on_stop(self, request: gr.Request = None):
         self.stops.stop(_key(request, "generate"))
         self.stops.stop(_key(request, "speed"))
+
+    # ---- Train tab -------------------------------------------------------------------------------------------
+    def on_train_start(self, files, kind, family, preset, minutes, max_steps, name):
+        try:
+            job_id = train.start_job(self.jobs, files, kind, family, preset, minutes, max_steps, name, self.limits,
+                                     warn=_warn)
+        except UserError as e:
+            raise gr.Error(html.escape(str(e)), print_exception=False) from None
+        gr.Info(f"Started {job_id}")
+        return self.on_train_tick(job_id, None, None, force=True)
+
+    def on_train_tick(self, job_id, picked, seen, force: bool = False):
+        """Every 2 s: the job table, the picked job's view, and the Generate picker when models changed."""
+        ids = train.job_ids(self.jobs)
+        if job_id not in ids:
+            job_id = ids[0] if ids else None
+        view = train.job_view(self.jobs, job_id)
+        frame = pd.DataFrame(view.metrics, columns=["step", "loss", "split"])
+        choices = catalog.choices()
+        signature = [ids, choices]
+        changed = force or seen != signature
+        picker = gr.skip()
+        if changed:
+            paths = [v for _, v in choices]
+            picker = gr.update(choices=choices, value=picked if picked in paths else catalog.default_choice(choices))
+        return (train.jobs_table(self.jobs),
+                gr.update(choices=ids, value=job_id) if changed else gr.update(value=job_id),
+                view.status, train.progress_html(view.fraction, view.state), frame, view.log, picker, signature)
+
+    def on_train_stop(self, job_id):
+        try:
+            j = train.cancel_job(self.jobs, job_id)
+        except UserError as e:
+            raise gr.Error(html.escape(str(e)), print_exception=False) from None
+        gr.Info(f"{j.id} is {j.state}")
+
+    def on_train_resume(self, job_id, minutes):
+        try:
+            j = train.resume_job(self.jobs, job_id, minutes, self.limits)
+        except UserError as e:
+            raise gr.Error(html.escape(str(e)), print_exception=False) from None
+        gr.Info(f"{j.id} is {j.state}")
 
     # ---- Speed tab -------------------------------------------------------------------------------------------
     def on_speed(self, l_min, l_max, samples, request: gr.Request = None):
@@ -184,7 +229,56 @@ class App:
         self._form_outputs = form_outputs
 
     def _train_tab(self):
-        gr.Markdown("Training from the app arrives with `trainers.jobs`.")
+        lim = self.limits
+        fams = train.families()
+        fam0 = "wavenet" if "wavenet" in fams else (fams[0] if fams else None)
+        gr.Markdown("Train your own model in the background: upload a text file, a names list (one per line), or "
+                    "audio files (or a zip of them), pick a model family and a preset, and press **Start "
+                    "training**. The loss curve updates live; the best checkpoint so far appears in the "
+                    "**Generate** tab's model list, where you can try it while it trains.")
+        with gr.Row():
+            with gr.Column(scale=2, min_width=320):
+                files = gr.File(label=f"Training data (at most {lim.max_upload_mb} MB per file)",
+                                file_count="multiple", elem_id="train-files",
+                                file_types=[*train.TEXT_EXT, *train.AUDIO_EXT, ".zip"])
+                kind = gr.Radio(list(train.DATA_KINDS), value="Detect from the files", label="Data type")
+                family = gr.Dropdown(fams, value=fam0, label="Model family", elem_id="train-family")
+                preset = gr.Dropdown(train.preset_choices(fam0), value="small", label="Preset",
+                                     elem_id="train-preset")
+                minutes = gr.Slider(0.5, lim.train_max_minutes, value=min(5.0, lim.train_max_minutes), step=0.5,
+                                    label="Time budget (minutes)")
+                max_steps = gr.Number(None, precision=0, minimum=0, label="Max steps (empty = the preset's)")
+                name = gr.Textbox(label="Name (optional)", max_length=60)
+                start = gr.Button("Start training", variant="primary", elem_id="train-start")
+            with gr.Column(scale=3, min_width=320):
+                job = gr.Dropdown(train.job_ids(self.jobs), label="Job", allow_custom_value=True,
+                                  elem_id="train-job")
+                status = gr.Markdown("No job selected.", elem_id="train-status")
+                progress = gr.HTML(train.progress_html(0.0), elem_id="train-progress")
+                plot = gr.LinePlot(pd.DataFrame({"step": [], "loss": [], "split": []}), x="step", y="loss",
+                                   color="split", title="Loss (nats per token)", height=300, elem_id="train-plot")
+                with gr.Row():
+                    stop_job = gr.Button("Stop job", variant="stop")
+                    resume = gr.Button("Resume job")
+                table = gr.Dataframe(headers=["job", "name", "family", "state", "step", "val loss", "ETA"],
+                                     interactive=False, elem_id="train-table")
+                log = gr.Textbox(label="Log (last lines)", lines=6, max_lines=6, elem_id="train-log")
+        seen = gr.State(None)  # what the picker and job list showed at the last tick
+        timer = gr.Timer(2.0)
+        view_outputs = [table, job, status, progress, plot, log, self.model, seen]
+        family.change(lambda f: gr.update(choices=train.preset_choices(f), value="small"), [family], [preset],
+                      api_visibility="private")
+        start.click(self.on_train_start, [files, kind, family, preset, minutes, max_steps, name],
+                    view_outputs, api_name="train_start").then(
+            self.on_train_tick, [job, self.model, seen], view_outputs, api_visibility="private")
+        timer.tick(self.on_train_tick, [job, self.model, seen], view_outputs, api_name="train_tick",
+                   show_progress="hidden", concurrency_limit=None)
+        job.change(self.on_train_tick, [job, self.model, gr.State(None)], view_outputs, api_visibility="private",
+                   show_progress="hidden")
+        stop_job.click(self.on_train_stop, [job], None, api_name="train_stop").then(
+            self.on_train_tick, [job, self.model, seen], view_outputs, api_visibility="private")
+        resume.click(self.on_train_resume, [job, minutes], None, api_name="train_resume").then(
+            self.on_train_tick, [job, self.model, seen], view_outputs, api_visibility="private")
 
     def _speed_tab(self):
         lim = self.limits

@@ -138,3 +138,32 @@ def test_model_form_and_a_model_saved_later(served):
     assert picker["value"] == str(later) and [str(later)] in [c[1:] for c in picker["choices"]]
     out = client.predict(*gen_args(str(later), seed_text="new", tokens=5), api_name="/generate")
     assert out[1].startswith("new")
+
+
+def test_training_job_from_the_ui_makes_progress_and_its_model_appears(served, tmp_path):
+    client, models, home = served
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text("the cat sat on the mat and the dog ran far away. " * 200)
+    out = client.predict([handle_file(str(corpus))], "Detect from the files", "bytenet", "small", 1.0, 10,
+                         "ui test", api_name="/train_start")
+    job_id = out[1]["value"] if isinstance(out[1], dict) else out[1]
+    assert "ui-test" in job_id
+    deadline, states, picker = time.time() + 120, [], None
+    while time.time() < deadline:
+        tick = client.predict(job_id, models["text"], api_name="/train_tick")
+        table, status = tick[0], tick[2]
+        states.append(next(row[3] for row in table["data"] if row[0] == job_id))
+        if isinstance(tick[6], dict) and "choices" in tick[6]:
+            picker = tick[6]
+        if states[-1] in ("finished", "failed", "cancelled"):
+            break
+        time.sleep(1.0)
+    assert states[-1] == "finished", (states, status, tick[5])
+    assert "best held-out loss" in status
+    points = tick[4]["data"] if isinstance(tick[4], dict) else tick[4]
+    assert points  # the loss curve has points
+    best = str(home / "runs" / job_id / "best")
+    assert picker is not None and best in [c[1] for c in picker["choices"]]
+    # and the new model generates
+    text = client.predict(*gen_args(best, seed_text="the ", tokens=20), api_name="/generate")[1]
+    assert text.startswith("the ")

@@ -69,3 +69,17 @@ def test_on_speed_yields_plot_frames(ui):
     assert list(frame.columns) == ["layers", "ms per sample", "method"] and len(frame) == 2
     assert table[0][0] == 1 and "naive ÷ cached" in status
     app.on_stop()  # nothing running: a no-op
+
+
+def test_train_tick_without_jobs_and_bad_start(ui):
+    app, models = ui
+    table, job, status, progress, frame, log, picker, seen = app.on_train_tick(None, models["text"], None)
+    assert table == [] and job["value"] is None and "No job selected" in status and "0%" in progress
+    assert picker["value"] == models["text"] and [c[1] for c in picker["choices"]] == [models["audio"],
+                                                                                       models["text"]]
+    again = app.on_train_tick(None, models["text"], seen)
+    assert again[6] == gr.skip()  # nothing changed: the picker is left alone (no flicker while choosing)
+    with pytest.raises(gr.Error, match="Upload some data first"):
+        app.on_train_start([], "Detect from the files", "bytenet", "small", 1, None, "")
+    with pytest.raises(gr.Error, match="Pick a job"):
+        app.on_train_stop(None)
