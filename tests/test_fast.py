@@ -43,7 +43,7 @@ def test_compiled_sampler_matches_torch_sampler():
     """Same logits and uniform -> same id, for every sampling option.  Exact ties in the logits are checked
     without top-p only: torch.sort (which engine.sampling uses for top-p) orders equal values arbitrarily, while
     the compiled sampler breaks ties by lower id."""
-    from engine.fast.sampler import sample_row
+    from engine.fast.kernel import sample_row
     import numpy as np
     torch.manual_seed(0)
     logits = torch.randn(7, 40) * 3

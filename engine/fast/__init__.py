@@ -2,10 +2,10 @@
 
 `engine.generate(..., backend="auto")` uses it whenever `why_not(model)` is None and falls back to the eager
 `step` loop otherwise.  Same seed, same ids as the eager path: both draw the same `RandomStream` rows and
-invert the same float64 CDF (engine/fast/sampler.py); the logits agree with torch's to about 1e-6.
+invert the same float64 CDF (`sample_row` in engine/fast/kernel.py); the logits agree with torch's to about 1e-6.
 
 Pieces: program.py (the op list a family's step is written in), lower_<family>.py (one per family),
-lowering.py (registry and per-model cache), kernel.py + sampler.py (the compiled loop), runner.py (state glue).
+lowering.py (registry and per-model cache), kernel.py (the compiled loop and sampler), runner.py (state glue).
 """
 from __future__ import annotations
 

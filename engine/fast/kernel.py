@@ -2,8 +2,8 @@
 
 One call handles a block of batch rows, each row independently (its own arena row, queue row, uniforms), so
 the runner can hand disjoint row blocks to several threads (`nogil`).  Arithmetic is float32 in a fixed order,
-no fast-math: a matrix-vector product accumulates `dst[o] += W[i, o] * x[i]` over i with o innermost, which
-vectorizes over outputs without reassociating any sum.  Results match torch to about 1e-6.
+no fast-math: a matrix-vector product accumulates `dst[o] += sum of 8 terms W[i, o] * x[i]` with o innermost,
+which vectorizes over outputs without reassociating any sum.  Logits match torch to about 1e-6.
 """
 from __future__ import annotations
 
@@ -12,8 +12,16 @@ import math
 import numpy as np
 from numba import njit
 
+from . import program
 from .program import (ADD, AFFINE, CONV, COPY, EMBED, GATE, LAYERNORM, LINEAR, MUL, RELU, SCALE, SIGMOID, TANH)
-from .sampler import sample_row
+
+# numba's on-disk cache (cache=True) is invalidated only when *this* file changes, so everything compiled lives in
+# this one file, and the opcode values it was compiled against are spelled out here: changing them in
+# program.py without changing this file would silently run stale machine code.
+_COMPILED_OPCODES = dict(EMBED=0, CONV=1, LINEAR=2, ADD=3, MUL=4, SCALE=5, AFFINE=6, RELU=7, TANH=8, SIGMOID=9,
+                         GATE=10, LAYERNORM=11, COPY=12)
+if any(getattr(program, name) != code for name, code in _COMPILED_OPCODES.items()):
+    raise ImportError("engine/fast/program.py opcodes changed: update _COMPILED_OPCODES in engine/fast/kernel.py")
 
 _ONE = np.float32(1.0)
 _HALF = np.float32(0.5)
@@ -29,7 +37,7 @@ _B0, _B2, _B4, _B6 = (np.float32(4.89352518554385e-03), np.float32(2.26843463243
                       np.float32(1.18534705686654e-04), np.float32(1.19825839466702e-06))
 
 
-@njit(cache=True, nogil=True, inline="always", error_model="numpy")
+@njit(cache=True, nogil=True, error_model="numpy")
 def _tanh(x):
     x = min(max(x, -_CLAMP), _CLAMP)
     x2 = x * x
@@ -38,12 +46,12 @@ def _tanh(x):
     return p / q
 
 
-@njit(cache=True, nogil=True, inline="always", error_model="numpy")
+@njit(cache=True, nogil=True, error_model="numpy")
 def _sigmoid(x):
     return _HALF + _HALF * _tanh(_HALF * x)
 
 
-@njit(cache=True, nogil=True, inline="always", error_model="numpy")
+@njit(cache=True, nogil=True, error_model="numpy")
 def _matvec(y, P, w, b, x, nin, nout):
     """y[:nout] = b + sum_i W[i, :] * x[i] (W at P[w:], [nin, nout] row-major), eight inputs per pass over y."""
     if b >= 0:
@@ -190,6 +198,89 @@ def step_row(ops, P, a, q, t, token):
             row = P[table + token * width:table + (token + 1) * width]
             for i in range(width):
                 y[i] = row[i]
+
+
+# ---- sampling: engine.sampling.sample for one row ----------------------------------------------------------
+# `engine.sampling.sample` for one row, compiled: the same float64 inverse-CDF math, op for op.
+# 
+# temperature -> softmax -> top-k (keep every prob >= the k-th largest, ties included) -> top-p (keep ids whose
+# mass strictly above them, in descending order with ties by lower id, is < top_p * total) -> cdf = running sum ->
+# first id whose cdf exceeds u * cdf[-1], clipped to the last id with nonzero probability.  Temperature 0 is the
+# argmax (the first maximum, as torch.argmax).  Given the same logits and uniform it returns the same id as the
+# torch sampler; the only difference is the order of a few float64 sums (about 1e-16), which matters only if a
+# uniform lands exactly on a bucket edge.
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def sample_row(logits, temperature, top_k, top_p, u, probs, scratch):
+    """logits: float32 [V]; probs, scratch: float64 [V] work space.  top_k 0 = off, top_p >= 1 = off."""
+    v = logits.shape[0]
+    if temperature == 0.0:
+        best = 0
+        for j in range(1, v):
+            if logits[j] > logits[best]:
+                best = j
+        return best
+    m = -np.inf
+    for j in range(v):
+        x = np.float64(logits[j]) / temperature
+        probs[j] = x
+        if x > m:
+            m = x
+    s = 0.0
+    for j in range(v):
+        e = math.exp(probs[j] - m)
+        probs[j] = e
+        s += e
+    inv = 1.0 / s
+    for j in range(v):
+        probs[j] = probs[j] * inv
+    if top_k > 0 and top_k < v:
+        for j in range(v):
+            scratch[j] = probs[j]
+        scratch.sort()
+        kth = scratch[v - top_k]
+        for j in range(v):
+            if not probs[j] >= kth:
+                probs[j] = 0.0
+    if top_p < 1.0:
+        for j in range(v):
+            scratch[j] = -probs[j]
+        order = np.argsort(scratch, kind="mergesort")  # descending probs, ties by lower id (stable)
+        total = 0.0
+        for j in range(v):
+            total += probs[order[j]]
+        limit = top_p * total
+        c = 0.0
+        keep = np.empty(v, np.bool_)
+        for j in range(v):
+            p = probs[order[j]]
+            c += p
+            keep[j] = (c - p) < limit
+        for j in range(v):
+            if not keep[j]:
+                probs[order[j]] = 0.0
+    c = 0.0
+    last = -1
+    for j in range(v):
+        c += probs[j]
+        scratch[j] = c
+        if probs[j] > 0.0:
+            last = j
+    target = u * scratch[v - 1]
+    lo = 0  # first index with cdf > target (searchsorted right)
+    hi = v
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if scratch[mid] > target:
+            hi = mid
+        else:
+            lo = mid + 1
+    if last >= 0 and lo > last:
+        lo = last
+    if lo >= v:
+        lo = v - 1
+    return lo
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
