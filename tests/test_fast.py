@@ -252,3 +252,7 @@ def test_end_of_sequence_chunks_match_eager_rules():
     got = list(_fast_chunks(Replay(), torch.zeros(3, 6), RandomStream(3, 0), n, chunk, eos))
     assert [c.shape for c in got] == [c.shape for c in want]
     assert all(torch.equal(a, b) for a, b in zip(got, want))
+
+
+def test_warmup_compiles_and_reports():
+    assert fast.warmup() is True

@@ -30,4 +30,21 @@ def FastRunner(*args, **kwargs):  # noqa: N802  (imports numba lazily)
     return _Runner(*args, **kwargs)
 
 
-__all__ = ["why_not", "FastRunner", "Lowered", "Unsupported", "lowered", "register_lowering"]
+def warmup() -> bool:
+    """Compile (or load from numba's on-disk cache) the kernel now, e.g. in a background thread at app start, so
+    the first generation does not wait for it (a cold compile takes several CPU-seconds).  False without numba."""
+    if NUMBA_ERROR:
+        return False
+    import torch
+
+    from ..models.hierarchical import Hierarchical, HierarchicalConfig
+    from ..sampling import RandomStream, SamplingConfig
+    model = Hierarchical(HierarchicalConfig(vocab_size=8, n_embd=2, levels=1, widths=[2])).eval()
+    with torch.inference_mode():
+        state = model.init_state(1)
+        logits, state = model.prime(torch.zeros(1, 1, dtype=torch.long), state)
+        FastRunner(model, state, 1, SamplingConfig()).run(2, RandomStream(1, 0).take(2), logits=logits)
+    return True
+
+
+__all__ = ["why_not", "warmup", "FastRunner", "Lowered", "Unsupported", "lowered", "register_lowering"]

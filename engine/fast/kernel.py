@@ -1,7 +1,8 @@
 """The compiled loop: step every op of a `Program`, sample, feed the id back, for a chunk of tokens.
 
-One call handles a block of batch rows, each row independently (its own arena row, queue row, uniforms), so
-the runner can hand disjoint row blocks to several threads (`nogil`).  Arithmetic is float32 in a fixed order,
+One call handles a block of batch rows together (each row has its own arena row, queue row and uniforms; a
+matrix-vector product loads each weight block once for all of them), and the runner can hand disjoint row
+blocks to several threads (`nogil`).  Arithmetic is float32 in a fixed order,
 no fast-math: a matrix-vector product accumulates `dst[o] += sum of 8 terms W[i, o] * x[i]` with o innermost,
 which vectorizes over outputs without reassociating any sum.  Logits match torch to about 1e-6.
 """
@@ -52,18 +53,22 @@ def _sigmoid(x):
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
-def _matvec(y, P, w, b, x, nin, nout):
-    """y[:nout] = b + sum_i W[i, :] * x[i] (W at P[w:], [nin, nout] row-major), eight inputs per pass over y."""
-    if b >= 0:
-        bias = P[b:b + nout]
-        for o in range(nout):
-            y[o] = bias[o]
-    else:
-        for o in range(nout):
-            y[o] = _ZERO
+def _matvec_rows(A, dst, src, P, w, b, nin, nout):
+    """For every row a of A: a[dst:dst+nout] = b + sum_i W[i, :] * a[src+i] (W at P[w:], [nin, nout] row-major).
+
+    Eight inputs per pass over the outputs; each block of eight weight rows is loaded once for all batch rows,
+    so a batch shares the weight traffic.  The sum order is fixed and the same for every batch size."""
+    for r in range(A.shape[0]):
+        y = A[r, dst:dst + nout]
+        if b >= 0:
+            bias = P[b:b + nout]
+            for o in range(nout):
+                y[o] = bias[o]
+        else:
+            for o in range(nout):
+                y[o] = _ZERO
     i = 0
     while i + 8 <= nin:
-        x0, x1, x2, x3, x4, x5, x6, x7 = x[i], x[i + 1], x[i + 2], x[i + 3], x[i + 4], x[i + 5], x[i + 6], x[i + 7]
         base = w + i * nout
         r0 = P[base:base + nout]
         r1 = P[base + nout:base + 2 * nout]
@@ -73,131 +78,152 @@ def _matvec(y, P, w, b, x, nin, nout):
         r5 = P[base + 5 * nout:base + 6 * nout]
         r6 = P[base + 6 * nout:base + 7 * nout]
         r7 = P[base + 7 * nout:base + 8 * nout]
-        for o in range(nout):
-            y[o] += ((r0[o] * x0 + r1[o] * x1) + (r2[o] * x2 + r3[o] * x3)) + (
-                (r4[o] * x4 + r5[o] * x5) + (r6[o] * x6 + r7[o] * x7))
+        for r in range(A.shape[0]):
+            a = A[r]
+            y = a[dst:dst + nout]
+            x = a[src + i:src + i + 8]
+            x0, x1, x2, x3, x4, x5, x6, x7 = x[0], x[1], x[2], x[3], x[4], x[5], x[6], x[7]
+            for o in range(nout):
+                y[o] += ((r0[o] * x0 + r1[o] * x1) + (r2[o] * x2 + r3[o] * x3)) + (
+                    (r4[o] * x4 + r5[o] * x5) + (r6[o] * x6 + r7[o] * x7))
         i += 8
     while i < nin:
-        xi = x[i]
         row = P[w + i * nout:w + (i + 1) * nout]
-        for o in range(nout):
-            y[o] += row[o] * xi
+        for r in range(A.shape[0]):
+            y = A[r, dst:dst + nout]
+            xi = A[r, src + i]
+            for o in range(nout):
+                y[o] += row[o] * xi
         i += 1
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
-def step_row(ops, P, a, q, t, token):
-    """One cached step of one batch row: token in, logits left in the arena row `a`."""
+def step_rows(ops, P, A, Q, t, tokens):
+    """One cached step of every row of A (arena rows) / Q (queue rows): tokens [rows] in, logits left in A."""
+    nb = A.shape[0]
     for j in range(ops.shape[0]):
         code = ops[j, 0]
         if code == CONV:
             dst, src, w, b, cin, cout = ops[j, 1], ops[j, 2], ops[j, 3], ops[j, 4], ops[j, 5], ops[j, 6]
             k, dil, q_off, q_len, taps = ops[j, 7], ops[j, 8], ops[j, 9], ops[j, 10], ops[j, 11]
-            x = a[src:src + cin]
-            for m in range(k - 1):  # gather the inputs at t - (k-1)d, ..., t - d, then x_t
-                slot = (t - (k - 1 - m) * dil) % q_len
-                tap = a[taps + m * cin:taps + (m + 1) * cin]
-                old = q[q_off + slot * cin:q_off + (slot + 1) * cin]
+            for r in range(nb):  # gather the inputs at t - (k-1)d, ..., t - d, then x_t, contiguously
+                a = A[r]
+                q = Q[r]
+                for m in range(k - 1):
+                    slot = (t - (k - 1 - m) * dil) % q_len
+                    tap = a[taps + m * cin:taps + (m + 1) * cin]
+                    old = q[q_off + slot * cin:q_off + (slot + 1) * cin]
+                    for i in range(cin):
+                        tap[i] = old[i]
+                tap = a[taps + (k - 1) * cin:taps + k * cin]
+                x = a[src:src + cin]
                 for i in range(cin):
-                    tap[i] = old[i]
-            tap = a[taps + (k - 1) * cin:taps + k * cin]
-            for i in range(cin):
-                tap[i] = x[i]
-            _matvec(a[dst:dst + cout], P, w, b, a[taps:taps + k * cin], k * cin, cout)
+                    tap[i] = x[i]
+            _matvec_rows(A, dst, taps, P, w, b, k * cin, cout)
             if q_len > 0:
                 slot = t % q_len
-                new = q[q_off + slot * cin:q_off + (slot + 1) * cin]
-                for i in range(cin):
-                    new[i] = x[i]
+                for r in range(nb):
+                    new = Q[r, q_off + slot * cin:q_off + (slot + 1) * cin]
+                    x = A[r, src:src + cin]
+                    for i in range(cin):
+                        new[i] = x[i]
         elif code == LINEAR:
-            dst, src, w, b, nin, nout = ops[j, 1], ops[j, 2], ops[j, 3], ops[j, 4], ops[j, 5], ops[j, 6]
-            _matvec(a[dst:dst + nout], P, w, b, a[src:src + nin], nin, nout)
-        elif code == GATE:
-            dst, src, half = ops[j, 1], ops[j, 2], ops[j, 3]
-            y = a[dst:dst + half]
-            u = a[src:src + half]
-            v = a[src + half:src + 2 * half]
-            for i in range(half):
-                y[i] = _tanh(u[i]) * _sigmoid(v[i])
-        elif code == ADD:
-            dst, src, n = ops[j, 1], ops[j, 2], ops[j, 3]
-            y = a[dst:dst + n]
-            x = a[src:src + n]
+            _matvec_rows(A, ops[j, 1], ops[j, 2], P, ops[j, 3], ops[j, 4], ops[j, 5], ops[j, 6])
+        else:
+            for r in range(nb):
+                _pointwise(ops[j], P, A[r], tokens[r])
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def _pointwise(op, P, a, token):
+    """Every op but CONV and LINEAR, on one arena row."""
+    code = op[0]
+    if code == GATE:
+        dst, src, half = op[1], op[2], op[3]
+        y = a[dst:dst + half]
+        u = a[src:src + half]
+        v = a[src + half:src + 2 * half]
+        for i in range(half):
+            y[i] = _tanh(u[i]) * _sigmoid(v[i])
+    elif code == ADD:
+        dst, src, n = op[1], op[2], op[3]
+        y = a[dst:dst + n]
+        x = a[src:src + n]
+        for i in range(n):
+            y[i] += x[i]
+    elif code == MUL:
+        dst, src, n = op[1], op[2], op[3]
+        y = a[dst:dst + n]
+        x = a[src:src + n]
+        for i in range(n):
+            y[i] *= x[i]
+    elif code == SCALE:
+        dst, n, p = op[1], op[2], op[3]
+        s = P[p]
+        y = a[dst:dst + n]
+        for i in range(n):
+            y[i] *= s
+    elif code == AFFINE:
+        dst, src, n, sc, sh = op[1], op[2], op[3], op[4], op[5]
+        y = a[dst:dst + n]
+        x = a[src:src + n]
+        scale = P[sc:sc + n]
+        shift = P[sh:sh + n]
+        for i in range(n):
+            y[i] = x[i] * scale[i] + shift[i]
+    elif code == RELU:
+        dst, src, n = op[1], op[2], op[3]
+        y = a[dst:dst + n]
+        x = a[src:src + n]
+        for i in range(n):
+            y[i] = max(x[i], _ZERO)
+    elif code == TANH:
+        dst, src, n = op[1], op[2], op[3]
+        y = a[dst:dst + n]
+        x = a[src:src + n]
+        for i in range(n):
+            y[i] = _tanh(x[i])
+    elif code == SIGMOID:
+        dst, src, n = op[1], op[2], op[3]
+        y = a[dst:dst + n]
+        x = a[src:src + n]
+        for i in range(n):
+            y[i] = _sigmoid(x[i])
+    elif code == LAYERNORM:
+        dst, src, n, w, b, e = op[1], op[2], op[3], op[4], op[5], op[6]
+        x = a[src:src + n]
+        y = a[dst:dst + n]
+        mean = 0.0
+        for i in range(n):
+            mean += x[i]
+        mean /= n
+        var = 0.0
+        for i in range(n):
+            d = x[i] - mean
+            var += d * d
+        var /= n
+        rstd = np.float32(1.0 / math.sqrt(var + P[e]))
+        mu = np.float32(mean)
+        for i in range(n):
+            y[i] = (x[i] - mu) * rstd
+        if w >= 0:
             for i in range(n):
-                y[i] += x[i]
-        elif code == MUL:
-            dst, src, n = ops[j, 1], ops[j, 2], ops[j, 3]
-            y = a[dst:dst + n]
-            x = a[src:src + n]
+                y[i] *= P[w + i]
+        if b >= 0:
             for i in range(n):
-                y[i] *= x[i]
-        elif code == SCALE:
-            dst, n, p = ops[j, 1], ops[j, 2], ops[j, 3]
-            s = P[p]
-            y = a[dst:dst + n]
-            for i in range(n):
-                y[i] *= s
-        elif code == AFFINE:
-            dst, src, n, sc, sh = ops[j, 1], ops[j, 2], ops[j, 3], ops[j, 4], ops[j, 5]
-            y = a[dst:dst + n]
-            x = a[src:src + n]
-            scale = P[sc:sc + n]
-            shift = P[sh:sh + n]
-            for i in range(n):
-                y[i] = x[i] * scale[i] + shift[i]
-        elif code == RELU:
-            dst, src, n = ops[j, 1], ops[j, 2], ops[j, 3]
-            y = a[dst:dst + n]
-            x = a[src:src + n]
-            for i in range(n):
-                y[i] = max(x[i], _ZERO)
-        elif code == TANH:
-            dst, src, n = ops[j, 1], ops[j, 2], ops[j, 3]
-            y = a[dst:dst + n]
-            x = a[src:src + n]
-            for i in range(n):
-                y[i] = _tanh(x[i])
-        elif code == SIGMOID:
-            dst, src, n = ops[j, 1], ops[j, 2], ops[j, 3]
-            y = a[dst:dst + n]
-            x = a[src:src + n]
-            for i in range(n):
-                y[i] = _sigmoid(x[i])
-        elif code == LAYERNORM:
-            dst, src, n, w, b, e = ops[j, 1], ops[j, 2], ops[j, 3], ops[j, 4], ops[j, 5], ops[j, 6]
-            x = a[src:src + n]
-            y = a[dst:dst + n]
-            mean = 0.0
-            for i in range(n):
-                mean += x[i]
-            mean /= n
-            var = 0.0
-            for i in range(n):
-                d = x[i] - mean
-                var += d * d
-            var /= n
-            rstd = np.float32(1.0 / math.sqrt(var + P[e]))
-            mu = np.float32(mean)
-            for i in range(n):
-                y[i] = (x[i] - mu) * rstd
-            if w >= 0:
-                for i in range(n):
-                    y[i] *= P[w + i]
-            if b >= 0:
-                for i in range(n):
-                    y[i] += P[b + i]
-        elif code == COPY:
-            dst, src, n = ops[j, 1], ops[j, 2], ops[j, 3]
-            y = a[dst:dst + n]
-            x = a[src:src + n]
-            for i in range(n):
-                y[i] = x[i]
-        elif code == EMBED:
-            dst, table, width = ops[j, 1], ops[j, 2], ops[j, 3]
-            y = a[dst:dst + width]
-            row = P[table + token * width:table + (token + 1) * width]
-            for i in range(width):
-                y[i] = row[i]
+                y[i] += P[b + i]
+    elif code == COPY:
+        dst, src, n = op[1], op[2], op[3]
+        y = a[dst:dst + n]
+        x = a[src:src + n]
+        for i in range(n):
+            y[i] = x[i]
+    elif code == EMBED:
+        dst, table, width = op[1], op[2], op[3]
+        y = a[dst:dst + width]
+        row = P[table + token * width:table + (token + 1) * width]
+        for i in range(width):
+            y[i] = row[i]
 
 
 # ---- sampling: engine.sampling.sample for one row ----------------------------------------------------------
@@ -285,24 +311,19 @@ def sample_row(logits, temperature, top_k, top_p, u, probs, scratch):
 
 @njit(cache=True, nogil=True, error_model="numpy")
 def run_rows(ops, P, arena, Q, t0, last, first_step, U, temperature, top_k, top_p, logits, vocab, out):
-    """For each row b: n = U.shape[1] tokens; token i first steps the model on the previous id (except the
-    very first token of a generation, whose logits the eager prime left in the arena), then samples with
+    """n = U.shape[1] tokens for every row: token i first steps the model on the previous ids (except the very
+    first token of a generation, whose logits the eager prime left in the arena), then samples row b with
     uniform U[b, i].  `last` holds the previous id per row and is updated; returns the clock after the chunk."""
     n = U.shape[1]
     probs = np.empty(vocab, np.float64)
     scratch = np.empty(vocab, np.float64)
-    t_end = t0
-    for b in range(arena.shape[0]):
-        a = arena[b]
-        q = Q[b]
-        t = t0
-        tok = last[b]
-        for i in range(n):
-            if i > 0 or first_step:
-                step_row(ops, P, a, q, t, tok)
-                t += 1
-            tok = sample_row(a[logits:logits + vocab], temperature, top_k, top_p, U[b, i], probs, scratch)
+    t = t0
+    for i in range(n):
+        if i > 0 or first_step:
+            step_rows(ops, P, arena, Q, t, last)
+            t += 1
+        for b in range(arena.shape[0]):
+            tok = sample_row(arena[b, logits:logits + vocab], temperature, top_k, top_p, U[b, i], probs, scratch)
             out[b, i] = tok
-        last[b] = tok
-        t_end = t
-    return t_end
+            last[b] = tok
+    return t
