@@ -39,7 +39,7 @@ def warmup() -> bool:
 
     from ..models.hierarchical import Hierarchical, HierarchicalConfig
     from ..sampling import RandomStream, SamplingConfig
-    model = Hierarchical(HierarchicalConfig(vocab_size=8, n_embd=2, levels=1, widths=[2])).eval()
+    model = Hierarchical(HierarchicalConfig(vocab_size=16, n_embd=2, levels=1, widths=[2], start_id=0)).eval()
     with torch.inference_mode():
         state = model.init_state(1)
         logits, state = model.prime(torch.zeros(1, 1, dtype=torch.long), state)
