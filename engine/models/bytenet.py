@@ -17,7 +17,7 @@ from torch import nn
 from ..protocol import AutoregressiveModel, TokenSpec
 from ..registry import register_family
 from ..text import BYTE_VOCAB, NEWLINE
-from .bytenet_layers import BLOCKS, NORMS, ByteNetStack, SubBatchNorm, make_norm
+from .bytenet_layers import BLOCKS, NORMS, ByteNetStack, SubBatchNorm, make_norm, step_1x1
 
 
 @dataclass
@@ -69,6 +69,9 @@ class ByteNetHead(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # [B, 2d, T] -> [B, T, V]
         return self.out(F.relu(self.norm(x))).transpose(1, 2)
 
+    def step(self, x: torch.Tensor) -> torch.Tensor:  # [B, 2d] -> [B, V]
+        return step_1x1(self.out, F.relu(self.norm(x)))
+
 
 class ByteNet(AutoregressiveModel):
     def __init__(self, config: ByteNetConfig):
@@ -119,9 +122,9 @@ class ByteNet(AutoregressiveModel):
         return ByteNetState(self.stack.new_queues(batch_size, device), 0)
 
     def step(self, x_t: torch.Tensor, state: ByteNetState) -> tuple[torch.Tensor, ByteNetState]:
-        h = self.stack.step(self.embed(x_t).unsqueeze(-1), state.queues, state.t)
+        h = self.stack.step(self.embed(x_t), state.queues, state.t)
         state.t += 1
-        return self.head(h)[:, 0], state
+        return self.head.step(h), state
 
     def prime(self, x: torch.Tensor, state: ByteNetState) -> tuple[torch.Tensor, ByteNetState]:
         """The prompt in one parallel pass; each conv's queue is refilled from that conv's input sequence."""

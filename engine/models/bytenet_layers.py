@@ -3,9 +3,11 @@
 The same stack serves as the masked *target network* (causal, Fast WaveNet queues for decoding) and as the
 unmasked *source network* of the seq2seq family (centred dilated convs, no queues).  Tensors are [B, C, T].
 
-Every block is written once as `block(x, conv)`: `conv(module, h)` applies the block's dilated convolution,
-so the parallel pass (`forward`), the one-pass prompt (`prime`) and the single step (`step`, T = 1) run the
-same pointwise code and differ only in how the dilated convolutions see the past.
+Every block is written once as `block(x, conv, pointwise)`: `conv(module, h)` applies the block's dilated
+convolution and `pointwise(module, h)` its 1x1 convolutions, so the parallel pass (`forward`), the one-pass
+prompt (`prime`) and the single step (`step`) run the same code.  Sequences are [B, C, T]; a step works on
+[B, C] (no time axis), where a 1x1 conv is a plain matrix product and norms need no transposes: fewer small
+ops per byte, which is what a cached step on a CPU spends its time on.
 """
 from __future__ import annotations
 
@@ -24,7 +26,9 @@ BLOCKS = ("residual", "multiplicative")
 class ChannelLayerNorm(nn.LayerNorm):
     """Layer norm over the channels of each position, never over time (that would leak the future)."""
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:  # [B, C, T]
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # [B, C, T] or a step's [B, C]
+        if x.dim() == 2:
+            return super().forward(x)
         return super().forward(x.transpose(1, 2)).transpose(1, 2)
 
 
@@ -57,8 +61,8 @@ class SubBatchNorm(nn.Module):
             return 0
         return min(batch_size - 1, max(1, round(batch_size * aux_fraction)))
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:  # [B, C, T]
-        n_aux = self.aux_rows(x.shape[0], self.aux_fraction) if self.training else 0
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # [B, C, T] or a step's [B, C]
+        n_aux = self.aux_rows(x.shape[0], self.aux_fraction) if self.training and x.dim() == 3 else 0
         if n_aux:
             aux = x[-n_aux:]
             mean = aux.mean(dim=(0, 2))
@@ -69,7 +73,10 @@ class SubBatchNorm(nn.Module):
         else:
             mean, var = self.running_mean, self.running_var
         scale = self.weight * torch.rsqrt(var + self.eps)
-        return x * scale[:, None] + (self.bias - mean * scale)[:, None]
+        shift = self.bias - mean * scale
+        if x.dim() == 2:
+            return x * scale + shift
+        return x * scale[:, None] + shift[:, None]
 
 
 def make_norm(kind: str, channels: int, aux_fraction: float = 0.25) -> nn.Module:
@@ -97,6 +104,16 @@ class CenteredConv1d(nn.Conv1d):
 ConvFn = Callable[[nn.Conv1d, torch.Tensor], torch.Tensor]
 
 
+def apply_1x1(conv: nn.Conv1d, h: torch.Tensor) -> torch.Tensor:
+    """A 1x1 conv on a sequence [B, C, T] (the module itself)."""
+    return conv(h)
+
+
+def step_1x1(conv: nn.Conv1d, h: torch.Tensor) -> torch.Tensor:
+    """The same 1x1 conv on one step [B, C]: a matrix product."""
+    return F.linear(h, conv.weight.squeeze(-1), conv.bias)
+
+
 def _dilated(causal: bool, c_in: int, c_out: int, k: int, dilation: int) -> nn.Conv1d:
     return CausalConv1d(c_in, c_out, k, dilation) if causal else CenteredConv1d(c_in, c_out, k, dilation)
 
@@ -116,10 +133,10 @@ class ResidualBlock(nn.Module):
     def dilated_convs(self) -> list[nn.Conv1d]:
         return [self.dilated]
 
-    def forward(self, x: torch.Tensor, conv: ConvFn) -> torch.Tensor:
-        h = self.reduce(F.relu(self.norm_in(x)))
+    def forward(self, x: torch.Tensor, conv: ConvFn, pointwise: ConvFn = apply_1x1) -> torch.Tensor:
+        h = pointwise(self.reduce, F.relu(self.norm_in(x)))
         h = conv(self.dilated, F.relu(self.norm_mid(h)))
-        return x + self.expand(F.relu(self.norm_out(h)))
+        return x + pointwise(self.expand, F.relu(self.norm_out(h)))
 
 
 class MultiplicativeUnit(nn.Module):
@@ -152,11 +169,11 @@ class MultiplicativeBlock(nn.Module):
     def dilated_convs(self) -> list[nn.Conv1d]:
         return [self.mu1.gates, self.mu2.gates]
 
-    def forward(self, x: torch.Tensor, conv: ConvFn) -> torch.Tensor:
-        h = self.reduce(self.norm_in(x))
+    def forward(self, x: torch.Tensor, conv: ConvFn, pointwise: ConvFn = apply_1x1) -> torch.Tensor:
+        h = pointwise(self.reduce, self.norm_in(x))
         h = self.mu1(self.norm_mu1(h), conv)
         h = self.mu2(self.norm_mu2(h), conv)
-        return x + self.expand(h)
+        return x + pointwise(self.expand, h)
 
 
 class ByteNetStack(nn.Module):
@@ -194,18 +211,23 @@ class ByteNetStack(nn.Module):
         return [c.new_queue(batch_size, device) for c in self.convs]
 
     def step(self, x: torch.Tensor, queues: list[torch.Tensor], t: int) -> torch.Tensor:
-        """x [B, 2d, 1] at time t -> [B, 2d, 1]; every queue gets its layer's input at t."""
-        index = {id(c): i for i, c in enumerate(self.convs)}
+        """x [B, 2d] at time t -> [B, 2d]; every queue gets its conv's input at t."""
+        index = self._queue_index()
 
         def conv(m, h):
-            return m.step(h[:, :, 0], queues[index[id(m)]], t).unsqueeze(-1)
+            return m.step(h, queues[index[id(m)]], t)
         for block in self.blocks:
-            x = block(x, conv)
+            x = block(x, conv, step_1x1)
         return x
+
+    def _queue_index(self) -> dict[int, int]:
+        if "_index" not in self.__dict__:
+            self.__dict__["_index"] = {id(c): i for i, c in enumerate(self.convs)}
+        return self.__dict__["_index"]
 
     def prime(self, x: torch.Tensor, queues: list[torch.Tensor], t: int) -> torch.Tensor:
         """x [B, 2d, T] starting at time t in one parallel pass; refills the queues in place (list items)."""
-        index = {id(c): i for i, c in enumerate(self.convs)}
+        index = self._queue_index()
 
         def conv(m, h):
             i = index[id(m)]

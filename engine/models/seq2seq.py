@@ -205,9 +205,9 @@ class ByteNetDecoder(nn.Module):
         return ByteNetState(self.stack.new_queues(batch_size, device), 0)
 
     def step(self, x_t: torch.Tensor, state: ByteNetState, ctx: dict, t: int) -> tuple[torch.Tensor, ByteNetState]:
-        h = self.stack.step(self._input(x_t.unsqueeze(1), ctx, t), state.queues, state.t)
+        h = self.stack.step(self._input(x_t.unsqueeze(1), ctx, t)[:, :, 0], state.queues, state.t)
         state.t += 1
-        return self.head(h)[:, 0], state
+        return self.head.step(h), state
 
     def prime(self, x: torch.Tensor, state: ByteNetState, ctx: dict, t: int) -> tuple[torch.Tensor, ByteNetState]:
         h = self.stack.prime(self._input(x, ctx, t), state.queues, state.t)
