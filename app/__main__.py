@@ -6,10 +6,11 @@ from __future__ import annotations
 
 import os
 import sys
+import threading
 from pathlib import Path
 
-if __package__ in (None, ""):  # run as a file (a Space's app_file): make the repo root importable
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+if __package__ in (None, ""):  # run as a file (a Space's app_file): import from the repo root, not from app/
+    sys.path[0] = str(Path(__file__).resolve().parent.parent)
 
 from app.ffmpeg import ensure_ffmpeg  # noqa: E402
 from app.limits import Limits  # noqa: E402
@@ -32,7 +33,8 @@ def main() -> None:
     from app.ui import build_app
 
     limits = Limits.from_env()
-    demo, _ = build_app(limits)
+    demo, app = build_app(limits)
+    threading.Thread(target=app.warm_up, name="warm-up", daemon=True).start()
     demo.queue(default_concurrency_limit=1, max_size=32)
     demo.launch(server_name=server_name(), server_port=server_port(), max_file_size=f"{limits.max_upload_mb}mb",
                 show_error=True, footer_links=["api", "gradio"])

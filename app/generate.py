@@ -9,6 +9,7 @@ The model work is all `engine.generate`; this module only converts between UI va
 from __future__ import annotations
 
 import math
+import os
 import random
 import re
 import shutil
@@ -62,6 +63,15 @@ class ChunkPolicy:
     text_every: float = 0.1  # seconds between text updates
     engine_chunk: int = 128  # tokens per engine chunk: how often Stop is checked
 
+    @classmethod
+    def from_env(cls) -> ChunkPolicy:
+        """Defaults; PLAYGROUND_FIRST_CHUNK_SECONDS and PLAYGROUND_CHUNK_SECONDS tune them (for latency tests)."""
+        kw = {}
+        for name, var in (("first_seconds", "PLAYGROUND_FIRST_CHUNK_SECONDS"), ("seconds", "PLAYGROUND_CHUNK_SECONDS")):
+            if os.environ.get(var):
+                kw[name] = float(os.environ[var])
+        return cls(**kw)
+
 
 @dataclass
 class Result:
@@ -74,6 +84,7 @@ class Result:
     samples_per_s: float = 0.0
     stopped: bool = False
     summary: str = ""
+    first_audio_s: float | None = None  # from the request to the first audio chunk handed to the player
 
 
 @dataclass
@@ -213,9 +224,10 @@ def _safe_name(name: str) -> str:
 
 
 def stream(p: Prepared, stop: threading.Event | None = None, policy: ChunkPolicy | None = None,
-           out_root: Path = OUT_ROOT) -> Iterator[Update]:
-    """Run the generation, yielding live updates and finally the Result."""
+           out_root: Path = OUT_ROOT, started: float | None = None) -> Iterator[Update]:
+    """Run the generation, yielding live updates and finally the Result (`started`: when the request came)."""
     policy = policy or ChunkPolicy()
+    first_audio = None
     tokens = p.model.tokens
     audio = tokens.kind == "audio"
     rate = tokens.sample_rate or 1
@@ -249,6 +261,8 @@ def stream(p: Prepared, stop: threading.Event | None = None, policy: ChunkPolicy
                 first = sent_chunks == 0 and (have >= policy.first_seconds or now - t0 >= policy.first_deadline)
                 if first or (sent_chunks > 0 and have >= policy.seconds):
                     sent_chunks += 1
+                    if first_audio is None:
+                        first_audio = time.perf_counter()
                     yield Update(f"Generating with {what}: {progress} ({made * n_rows / (now - t0):,.0f} samples/s)",
                                  audio=(rate, _to_int16(torch.cat(pending))))
                     pending = []
@@ -276,6 +290,9 @@ def stream(p: Prepared, stop: threading.Event | None = None, policy: ChunkPolicy
         texts = [t + d.flush() for t, d in zip(texts, decoders)]
     yield Update("Writing the results…", text=None if audio else _join(texts))
     result = _finish(p, rows, texts, made, elapsed, stopped, out_root)
+    if first_audio is not None:
+        result.first_audio_s = first_audio - (started if started is not None else t0)
+        result.summary += f"; first audio after {result.first_audio_s:.2f} s"
     yield Update(result.summary, text=None if audio else result.text, result=result)
 
 
@@ -322,9 +339,27 @@ def _mkdir(path: Path) -> Path:
     return path
 
 
+def warm_up(cache: catalog.ModelCache, limit: int = 3) -> list[str]:
+    """Load the first few models and generate a few tokens with each, so the first click does not pay for
+    loading weights and compiling the fast path (seconds with numba).  Returns the names warmed; never raises."""
+    warmed = []
+    for info in catalog.list_infos()[:limit]:
+        try:
+            model = cache.get(info)
+            labels = catalog.class_labels(info)
+            cond = cond_for(info, labels[0]) if labels else None
+            for _ in engine.generate(model, None, max_new_tokens=8, cond=cond, seed=0, chunk_size=8):
+                pass
+            warmed.append(info.name)
+        except Exception:  # a model that cannot warm up reports its problem when it is used
+            continue
+    return warmed
+
+
 def run(req: GenerateRequest, cache: catalog.ModelCache, limits: Limits, warn: Warn = lambda _m: None,
         stop: threading.Event | None = None, policy: ChunkPolicy | None = None,
         out_root: Path = OUT_ROOT) -> Iterator[Update]:
     """prepare + stream: the whole Generate click."""
+    started = time.perf_counter()
     prepared = prepare(req, cache, limits, warn)
-    yield from stream(prepared, stop, policy, out_root)
+    yield from stream(prepared, stop, policy, out_root, started)

@@ -3,8 +3,9 @@
 For each L in the chosen range, a random (untrained: speed does not depend on the weights) WaveNet of 2 blocks x
 L layers (residual 32, gate 64, skip 128) generates after a prompt that fills its receptive field, once with
 `engine.generate_naive` (recompute the whole receptive field for every sample: cost grows as 2^L) and once with
-`engine.generate` (convolution queues: cost grows as L).  Time per sample excludes the first sample (priming).
-Each method gets a sample count and a time budget per point, so the largest L stays quick.
+`engine.generate` (convolution queues: cost grows as L), both in PyTorch, and, where engine.fast serves it,
+the same queues in the compiled loop.  Time per sample excludes priming.  The naive method gets fewer samples
+at large L (a time budget per point), so the largest L stays quick.
 """
 from __future__ import annotations
 
@@ -21,7 +22,7 @@ from .errors import UserError
 from .limits import Limits
 
 ARCH = dict(blocks=2, residual_channels=32, gate_channels=64, skip_channels=128)
-METHODS = ("naive", "cached")
+METHODS = ("naive", "cached", "cached fast")  # recompute; convolution queues in PyTorch; queues compiled (numba)
 
 
 @dataclass
@@ -33,25 +34,52 @@ class SpeedRow:
     receptive_field: int
 
 
-def time_method(model: engine.AutoregressiveModel, prompt: torch.Tensor, method: str, samples: int,
-                budget_s: float) -> tuple[float, int]:
-    """(seconds per sample after the first, samples timed) for one method; stops early at the time budget."""
-    fn = engine.generate_naive if method == "naive" else engine.generate
-    gen = fn(model, prompt, max_new_tokens=samples + 1, temperature=1.0, seed=0, chunk_size=1)
-    t_first = None
-    count = 0
+def available_methods() -> tuple[str, ...]:
+    """The compiled path is shown only where engine.fast serves a WaveNet on this machine."""
+    probe = engine.build_model("wavenet", layers_per_block=1, **ARCH)
+    return METHODS if engine_fast_why_not(probe) is None else METHODS[:2]
+
+
+def engine_fast_why_not(model) -> str | None:
     try:
-        for _ in gen:
-            now = time.perf_counter()
-            if t_first is None:
-                t_first = now
-                continue
-            count += 1
-            if count >= 2 and now - t_first > budget_s:
-                break
-    finally:
-        gen.close()
-    return (time.perf_counter() - t_first) / max(count, 1), count
+        from engine.fast import why_not
+    except ImportError as e:
+        return str(e)
+    return why_not(model)
+
+
+def _wall(model, prompt, method: str, n: int) -> float:
+    kw = dict(max_new_tokens=n, temperature=1.0, seed=0, chunk_size=n)
+    if method == "naive":
+        gen = engine.generate_naive(model, prompt, **kw)
+    else:
+        gen = engine.generate(model, prompt, backend="fast" if method == "cached fast" else "eager", **kw)
+    t = time.perf_counter()
+    for _ in gen:
+        pass
+    return time.perf_counter() - t
+
+
+def time_method(model: engine.AutoregressiveModel, prompt: torch.Tensor, method: str, samples: int,
+                budget_s: float, min_timed_s: float = 0.1, max_samples: int = 200_000) -> tuple[float, int]:
+    """(seconds per sample, samples timed) for one method.
+
+    One sample is timed first (priming plus one step; best of two, after a warm-up for the compiled path), then
+    n + 1 samples; the difference over n is the per-sample cost without priming.  n grows until the difference
+    is at least `min_timed_s` (so a fast method is not lost in timer noise), and the naive method gets fewer
+    samples at large L so it stays within about `budget_s`.
+    """
+    if method == "cached fast":
+        _wall(model, prompt, method, 2)  # compile / warm the kernel outside the timing
+    one = min(_wall(model, prompt, method, 1) for _ in range(2))
+    n = samples
+    if method == "naive":  # one naive sample costs about as much as the first (a forward over the field)
+        n = int(max(2, min(samples, budget_s / max(one, 1e-6))))
+    while True:
+        total = _wall(model, prompt, method, n + 1)
+        if method == "naive" or total - one >= min_timed_s or n >= max_samples:
+            return max(total - one, 1e-9) / n, n
+        n = min(max_samples, n * 4)
 
 
 def check_range(l_min, l_max, samples, limits: Limits) -> tuple[int, int, int]:
@@ -70,6 +98,7 @@ def run(l_min, l_max, samples, limits: Limits, stop: threading.Event | None = No
         budget_s: float = 3.0) -> Iterator[tuple[list[SpeedRow], str]]:
     """Yield (all rows so far, status) after every measurement."""
     lo, hi, n = check_range(l_min, l_max, samples, limits)
+    methods = available_methods()
     rows: list[SpeedRow] = []
     yield rows, f"Timing L = {lo}…{hi} on {torch.get_num_threads()} thread(s)…"
     for layers in range(lo, hi + 1):
@@ -78,7 +107,7 @@ def run(l_min, l_max, samples, limits: Limits, stop: threading.Event | None = No
             model = engine.build_model("wavenet", layers_per_block=layers, **ARCH).eval()
             field = model.receptive_field
             prompt = torch.randint(0, model.tokens.vocab_size, (1, field))
-        for method in METHODS:
+        for method in methods:
             if stop is not None and stop.is_set():
                 yield rows, f"Stopped after {len(rows)} measurements."
                 return
@@ -89,28 +118,34 @@ def run(l_min, l_max, samples, limits: Limits, stop: threading.Event | None = No
 
 
 def speedup_line(rows: list[SpeedRow]) -> str:
-    """'naive ÷ cached = 41× at L=10' for the largest L measured with both methods."""
+    """'At L = 10, naive ÷ cached = 41×, naive ÷ cached fast = 900×.' for the largest L with a naive time."""
     by = {(r.layers, r.method): r.ms_per_sample for r in rows}
     both = [L for (L, m) in by if m == "naive" and (L, "cached") in by]
     if not both:
         return ""
     L = max(both)
-    return f"At L = {L}, naive ÷ cached = {by[(L, 'naive')] / by[(L, 'cached')]:.1f}×."
+    parts = [f"naive ÷ {m} = {by[(L, 'naive')] / by[(L, m)]:.1f}×" for m in METHODS[1:] if (L, m) in by]
+    return f"At L = {L}, " + ", ".join(parts) + "."
 
 
 def table(rows: list[SpeedRow]) -> list[list]:
-    """Rows for the results table: L, receptive field, naive ms, cached ms, speed-up."""
+    """Rows for the results table: L, receptive field, ms per sample of each method, speed-ups over naive."""
     by: dict[int, dict] = {}
     for r in rows:
         by.setdefault(r.layers, {"field": r.receptive_field})[r.method] = r.ms_per_sample
     out = []
     for L in sorted(by):
         d = by[L]
-        naive, cached = d.get("naive"), d.get("cached")
-        ratio = naive / cached if naive and cached else None
-        out.append([L, d["field"], _fmt(naive), _fmt(cached), f"{ratio:.1f}×" if ratio else ""])
+        naive = d.get("naive")
+        cells = [L, d["field"]] + [_fmt(d.get(m)) for m in METHODS]
+        cells += [f"{naive / d[m]:.1f}×" if naive and d.get(m) else "" for m in METHODS[1:]]
+        out.append(cells)
     return out
 
 
+TABLE_HEADERS = ["L", "receptive field", "naive ms", "cached ms", "cached fast ms", "naive ÷ cached",
+                 "naive ÷ cached fast"]
+
+
 def _fmt(x: float | None) -> str:
-    return "" if x is None else f"{x:.3f}"
+    return "" if x is None else f"{x:.4f}"

@@ -38,7 +38,12 @@ class App:
         self.limits = limits or Limits.from_env()
         self.cache = catalog.ModelCache()
         self.stops = StopSwitch()
+        self.policy = generate.ChunkPolicy.from_env()
         self.jobs = JobManager(max_concurrent=1)  # the runs root (PLAYGROUND_HOME/runs) holds the job table
+
+    def warm_up(self) -> None:
+        """Load and run the first models once (in a background thread at start-up)."""
+        generate.warm_up(self.cache)
 
     # ---- Generate tab ----------------------------------------------------------------------------------------
     def picker(self, current: str | None = None):
@@ -80,10 +85,12 @@ class App:
         skip = gr.skip()
         try:
             first = True
-            for u in generate.run(req, self.cache, self.limits, warn=_warn, stop=event):
+            for u in generate.run(req, self.cache, self.limits, warn=_warn, stop=event, policy=self.policy):
                 if first:  # clear the previous run's results
                     first = False
-                    yield (None, u.text if u.text is not None else "", u.status, None, None, None)
+                    # the live player is left alone: a None would open an empty stream, and the browser's HLS
+                    # player, finding no segment, polls again only after a second (the playlist's target)
+                    yield (skip, u.text if u.text is not None else "", u.status, None, None, None)
                     continue
                 r = u.result
                 yield (u.audio if u.audio is not None else skip,
@@ -285,7 +292,8 @@ class App:
         gr.Markdown("The Fast WaveNet experiment on this machine: a random WaveNet with 2 blocks of L layers "
                     "generates after a prompt that fills its receptive field. **Naive** recomputes the whole "
                     "receptive field for every sample (cost doubles with each layer); **cached** keeps a queue "
-                    "per layer (cost grows by one layer's work).")
+                    "per layer (cost grows by one layer's work); **cached fast** runs the same queues in a "
+                    "compiled loop.")
         with gr.Row():
             lo = gr.Slider(1, lim.speed_max_layers, value=2, step=1, label="L from")
             hi = gr.Slider(1, lim.speed_max_layers, value=min(10, lim.speed_max_layers), step=1, label="L to")
@@ -299,8 +307,7 @@ class App:
                            y="ms per sample", color="method", title="Time per sample vs layers per block",
                            x_title="layers per block (2 blocks)", y_title="ms per sample", height=360,
                            elem_id="speed-plot")
-        table = gr.Dataframe(headers=["L", "receptive field", "naive ms", "cached ms", "naive ÷ cached"],
-                             interactive=False, elem_id="speed-table")
+        table = gr.Dataframe(headers=speed.TABLE_HEADERS, interactive=False, elem_id="speed-table")
         run.click(self.on_speed, [lo, hi, n], [plot, table, status], api_name="speed",
                   concurrency_limit=1, concurrency_id="cpu")
         stop.click(self.on_stop, None, None, api_name="stop_speed", queue=False)

@@ -39,7 +39,7 @@ def test_on_model_switches_the_form(ui):
 def test_on_load_and_picker(ui):
     app, models = ui
     picker, *form = app.on_load(None)
-    assert picker["value"] in (models["audio"], models["text"]) and len(form) == 8
+    assert picker["value"] in [c[1] for c in picker["choices"]] and len(form) == 8  # shipped models may lead
     assert app.picker(models["text"])["value"] == models["text"]  # a valid pick is kept
     assert app.picker("/gone")["value"] != "/gone"
 
@@ -47,7 +47,7 @@ def test_on_load_and_picker(ui):
 def test_on_generate_clears_then_streams_then_finishes(ui):
     app, models = ui
     outs = list(app.on_generate(models["audio"], "", None, "5", 1.0, 0, 1.0, 0.6, 10, 2, 1))
-    assert outs[0][0] is None and outs[0][3] is None  # the previous run's player and results are cleared
+    assert outs[0][0] == gr.skip() and outs[0][3] is None  # the previous results are cleared
     chunks = [o[0] for o in outs[1:] if isinstance(o[0], tuple)]
     assert chunks and all(c[1].dtype.name == "int16" for c in chunks)
     final = outs[-1]
@@ -66,7 +66,7 @@ def test_on_speed_yields_plot_frames(ui):
     app, _ = ui
     outs = list(app.on_speed(1, 1, 3))
     frame, table, status = outs[-1]
-    assert list(frame.columns) == ["layers", "ms per sample", "method"] and len(frame) == 2
+    assert list(frame.columns) == ["layers", "ms per sample", "method"] and len(frame) >= 2
     assert table[0][0] == 1 and "naive ÷ cached" in status
     app.on_stop()  # nothing running: a no-op
 
@@ -75,8 +75,8 @@ def test_train_tick_without_jobs_and_bad_start(ui):
     app, models = ui
     table, job, status, progress, frame, log, picker, seen = app.on_train_tick(None, models["text"], None)
     assert table == [] and job["value"] is None and "No job selected" in status and "0%" in progress
-    assert picker["value"] == models["text"] and [c[1] for c in picker["choices"]] == [models["audio"],
-                                                                                       models["text"]]
+    assert picker["value"] == models["text"]
+    assert {models["audio"], models["text"]} <= {c[1] for c in picker["choices"]}
     again = app.on_train_tick(None, models["text"], seen)
     assert again[6] == gr.skip()  # nothing changed: the picker is left alone (no flicker while choosing)
     with pytest.raises(gr.Error, match="Upload some data first"):
