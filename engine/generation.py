@@ -1,6 +1,8 @@
 """Streaming generation: the cached path (`generate`) and the reference recompute path (`generate_naive`).
 
 Both share `engine.sampling`: the same seed draws the same uniforms row for row, so they produce the same ids.
+`generate` runs the compiled loop of `engine.fast` where it serves the model (backend="auto", the default) and the
+eager `step` loop otherwise; both give the same ids for the same seed.
 `generate` primes the model's state with the prompt in one pass, then calls `step` once per token: O(1) in the
 receptive field.  `generate_naive` recomputes `forward` over the last `receptive_field` tokens for every new
 token, the O(2^L) method the Fast WaveNet paper starts from.
@@ -73,7 +75,7 @@ def _fast_runner(model: AutoregressiveModel, state: Any, batch_size: int, cfg: S
     if reason is None:
         try:
             return fast.FastRunner(model, state, batch_size, cfg)
-        except fast.Unsupported as exc:
+        except (fast.Unsupported, RuntimeError) as exc:  # e.g. a state layout the program does not expect
             reason = str(exc)
     if backend == "fast":
         raise ValueError(f"backend='fast' cannot serve this model: {reason}")
