@@ -275,3 +275,12 @@ def test_shipped_models_fast_equals_eager():
         served += 1
     if not served:
         pytest.skip("no shipped model that the fast path serves")
+
+
+def test_a_kernel_that_does_not_run_turns_the_fast_path_off(monkeypatch):
+    monkeypatch.setattr(fast, "_KERNEL", {"error": "the fast kernel does not run here (test)"})
+    model = tiny_wavenet()
+    assert "does not run" in fast.why_not(model)
+    assert engine.generate_all(model, None, max_new_tokens=10, seed=1).shape == (1, 10)  # auto -> eager
+    with pytest.raises(ValueError, match="does not run"):
+        engine.generate_all(model, None, max_new_tokens=10, backend="fast")

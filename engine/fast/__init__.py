@@ -9,6 +9,8 @@ lowering.py (registry and per-model cache), kernel.py (the compiled loop and sam
 """
 from __future__ import annotations
 
+import threading
+
 from .lowering import Lowered, Unsupported, lowered, register_lowering
 from .lowering import why_not as _why_not_model
 from . import lower_bytenet, lower_hierarchical, lower_wavenet  # noqa: F401  (each registers its family)
@@ -20,9 +22,13 @@ except ImportError as exc:  # the eager path still works without it
     NUMBA_ERROR = f"numba is not available ({exc})"
 
 
+_KERNEL: dict[str, str | None] = {}  # "error": None once the kernel ran, else why it could not
+_LOCK = threading.Lock()
+
+
 def why_not(model) -> str | None:
     """None when the fast path serves `model`, else a one-line reason."""
-    return NUMBA_ERROR or _why_not_model(model)
+    return _why_not_model(model) or _kernel_error()
 
 
 def FastRunner(*args, **kwargs):  # noqa: N802  (imports numba lazily)
@@ -32,19 +38,37 @@ def FastRunner(*args, **kwargs):  # noqa: N802  (imports numba lazily)
 
 def warmup() -> bool:
     """Compile (or load from numba's on-disk cache) the kernel now, e.g. in a background thread at app start, so
-    the first generation does not wait for it (a cold compile takes several CPU-seconds).  False without numba."""
+    the first generation does not wait for it (a cold compile takes several CPU-seconds).  False when the fast
+    path is unavailable (no numba, or the kernel does not compile on this machine)."""
+    return _kernel_error() is None
+
+
+def _kernel_error() -> str | None:
+    """Compile and run the kernel once per process on a tiny model; any failure turns the fast path off (the
+    eager path serves everything) instead of failing a generation."""
     if NUMBA_ERROR:
-        return False
+        return NUMBA_ERROR
+    with _LOCK:
+        if "error" not in _KERNEL:
+            try:
+                _run_tiny()
+                _KERNEL["error"] = None
+            except Exception as exc:  # noqa: BLE001  (whatever broke, eager generation still works)
+                _KERNEL["error"] = f"the fast kernel does not run here ({type(exc).__name__}: {exc})"
+    return _KERNEL["error"]
+
+
+def _run_tiny() -> None:
     import torch
 
     from ..models.hierarchical import Hierarchical, HierarchicalConfig
     from ..sampling import RandomStream, SamplingConfig
-    model = Hierarchical(HierarchicalConfig(vocab_size=16, n_embd=2, levels=1, widths=[2], start_id=0)).eval()
+    with torch.inference_mode(False):
+        model = Hierarchical(HierarchicalConfig(vocab_size=16, n_embd=2, levels=1, widths=[2], start_id=0)).eval()
     with torch.inference_mode():
         state = model.init_state(1)
         logits, state = model.prime(torch.zeros(1, 1, dtype=torch.long), state)
         FastRunner(model, state, 1, SamplingConfig()).run(2, RandomStream(1, 0).take(2), logits=logits)
-    return True
 
 
 __all__ = ["why_not", "warmup", "FastRunner", "Lowered", "Unsupported", "lowered", "register_lowering"]
