@@ -5,6 +5,9 @@ from __future__ import annotations
 import os
 import sys
 import time
+import urllib.error
+import urllib.parse
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -18,16 +21,45 @@ from test_app_helpers import make_models  # noqa: E402
 from trainers.jobs import JobManager  # noqa: E402
 
 
-def test_eight_streams_and_a_training_job(tmp_path):
+@pytest.fixture(scope="module")
+def launched(tmp_path_factory):
+    """`python -m app` in its own process, on a free port, with tiny models in its own PLAYGROUND_HOME."""
+    tmp_path = tmp_path_factory.mktemp("launched")
     home = tmp_path / "home"
     home.mkdir()
     models = make_models(home)
-    corpus = tmp_path / "corpus.txt"
-    corpus.write_text("the quick brown fox jumps over the lazy dog. " * 200)
     port = free_port()
     app = launch_app(home, port, env={"PLAYGROUND_HOME": str(home)})
     try:
-        client = connect(port, tmp_path / "downloads")
+        try:
+            client = connect(port, tmp_path / "downloads")
+        except Exception:
+            pytest.fail("the app did not come up; its log ends:\n" + (home / "app.log").read_text()[-3000:])
+        yield client, port, home, models, tmp_path
+    finally:
+        os.killpg(app.pid, 15)
+        app.wait(timeout=30)
+
+
+def test_gradio_serves_only_its_own_files(launched):
+    _, port, home, _, _ = launched
+    base = f"http://127.0.0.1:{port}/gradio_api/file="
+    targets = ["/etc/passwd", str(Path(__file__).resolve()), str(home / "models" / "tiny-text" / "config.json"),
+               "../../../../etc/passwd", str(Path(__file__).resolve().parents[2] / "README.md")]
+    for target in targets:
+        try:
+            with urllib.request.urlopen(base + urllib.parse.quote(target), timeout=30) as r:
+                status = r.status
+        except urllib.error.HTTPError as e:
+            status = e.code
+        assert status in (403, 404), f"{target} was served ({status})"
+
+
+def test_eight_streams_and_a_training_job(launched):
+    client, port, home, models, tmp_path = launched
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text("the quick brown fox jumps over the lazy dog. " * 200)
+    if True:
         streams, job_id = run_load(client, models, n=8, cond="3", seconds=0.5, tokens=60, train_file=corpus)
         assert [s.error for s in streams] == [None] * 8
         assert all(s.first_chunk_s is not None and s.total_s is not None for s in streams)
@@ -46,6 +78,3 @@ def test_eight_streams_and_a_training_job(tmp_path):
             time.sleep(0.5)
         job = jobs.get(job_id)
         assert job.state in ("running", "finished") and job.step > 0, (job.state, job.error, jobs.log(job_id)[-500:])
-    finally:
-        os.killpg(app.pid, 15)
-        app.wait(timeout=30)
