@@ -59,22 +59,21 @@ def test_eight_streams_and_a_training_job(launched):
     client, port, home, models, tmp_path = launched
     corpus = tmp_path / "corpus.txt"
     corpus.write_text("the quick brown fox jumps over the lazy dog. " * 200)
-    if True:
-        streams, job_id = run_load(client, models, n=8, cond="3", seconds=0.5, tokens=60, train_file=corpus)
-        assert [s.error for s in streams] == [None] * 8
-        assert all(s.first_chunk_s is not None and s.total_s is not None for s in streams)
-        for s in streams:
-            if s.kind == "text":
-                assert s.text.startswith(s.args[1]), (s.args[1], s.text[:40])  # its own seed text, nobody else's
-        texts = [s.text for s in streams if s.kind == "text"]
-        assert len(set(texts)) == len(texts)
-        for s in (streams[0], streams[1], streams[6], streams[7]):  # replayed alone: the same output
-            alone = Stream(s.index, s.model, s.kind, s.args)
-            run_stream(client, alone)
-            assert alone.error is None and same_output(s, alone), s.index
-        jobs = JobManager(home / "runs")
-        deadline = time.time() + 180  # the job process imports torch and builds its data while we generate
-        while time.time() < deadline and jobs.get(job_id).step == 0 and jobs.get(job_id).state == "running":
-            time.sleep(0.5)
-        job = jobs.get(job_id)
-        assert job.state in ("running", "finished") and job.step > 0, (job.state, job.error, jobs.log(job_id)[-500:])
+    streams, job_id = run_load(client, models, n=8, cond="3", seconds=0.5, tokens=60, train_file=corpus)
+    assert [s.error for s in streams] == [None] * 8
+    assert all(s.first_chunk_s is not None and s.total_s is not None for s in streams)
+    for s in streams:
+        if s.kind == "text":
+            assert s.text.startswith(s.args[1]), (s.args[1], s.text[:40])  # its own seed text, nobody else's
+    texts = [s.text for s in streams if s.kind == "text"]
+    assert len(set(texts)) == len(texts)
+    for s in (streams[0], streams[1], streams[6], streams[7]):  # replayed alone: the same output
+        alone = Stream(s.index, s.model, s.kind, s.args)
+        run_stream(client, alone)
+        assert alone.error is None and same_output(s, alone), s.index
+    jobs = JobManager(home / "runs")
+    deadline = time.time() + 180  # the job process imports torch and builds its data while we generate
+    while time.time() < deadline and jobs.get(job_id).step == 0 and jobs.get(job_id).state == "running":
+        time.sleep(0.5)
+    job = jobs.get(job_id)
+    assert job.state in ("running", "finished") and job.step > 0, (job.state, job.error, jobs.log(job_id)[-500:])
