@@ -20,7 +20,7 @@ from torch import nn
 def prepared(owner: nn.Module, key: str, make: Callable[[], object], *sources: torch.Tensor):
     """A tensor derived from parameters (e.g. a transposed weight for the step), cached on `owner` and rebuilt
     whenever a source parameter is modified in place (optimizer step, load_state_dict) or replaced."""
-    stamp = tuple((s.data_ptr(), s._version) for s in sources)
+    stamp = tuple((s.data_ptr(), _version(s)) for s in sources)
     cache = owner.__dict__.setdefault("_prepared", {})
     hit = cache.get(key)
     if hit is None or hit[0] != stamp:
@@ -28,6 +28,14 @@ def prepared(owner: nn.Module, key: str, make: Callable[[], object], *sources: t
             hit = (stamp, make())
         cache[key] = hit
     return hit[1]
+
+
+def _version(t: torch.Tensor) -> int:
+    """In-place modification counter; tensors made under inference_mode have none and cannot change in place."""
+    try:
+        return t._version
+    except RuntimeError:
+        return -1
 
 
 class CausalConv1d(nn.Conv1d):

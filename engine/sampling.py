@@ -80,7 +80,7 @@ def filtered_probs(logits: torch.Tensor, cfg: SamplingConfig) -> torch.Tensor:
         kth = torch.topk(probs, cfg.top_k, dim=-1).values[:, -1:]
         probs = torch.where(probs >= kth, probs, torch.zeros_like(probs))
     if cfg.top_p is not None and cfg.top_p < 1:
-        sorted_p, order = torch.sort(probs, dim=-1, descending=True)
+        sorted_p, order = torch.sort(probs, dim=-1, descending=True, stable=True)  # ties: lower id first
         before = torch.cumsum(sorted_p, dim=-1) - sorted_p  # mass strictly above each id
         keep_sorted = before < cfg.top_p * sorted_p.sum(-1, keepdim=True)
         keep = torch.zeros_like(keep_sorted).scatter(-1, order, keep_sorted)

@@ -94,3 +94,16 @@ def test_prompt_longer_than_the_field_and_batch_expansion():
     b = engine.generate_all(model, prompt, max_new_tokens=20, seed=1, batch_size=3, naive=True)
     assert a.shape == (3, 20) and torch.equal(a, b)
     assert not torch.equal(a[0], a[1])  # each row draws its own randomness
+
+
+def test_a_model_built_under_inference_mode_generates():
+    with torch.inference_mode():
+        model = tiny_wavenet()
+    ids = engine.generate_all(model, None, max_new_tokens=10, seed=0, backend="eager")
+    assert ids.shape == (1, 10)
+
+
+def test_top_p_ties_keep_the_lower_id():
+    logits = torch.tensor([[1.0, 1.0, 1.0, 1.0]])
+    probs = filtered_probs(logits, SamplingConfig(1.0, top_p=0.5))
+    assert probs[0].tolist() == [0.25, 0.25, 0.0, 0.0]
