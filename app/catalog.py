@@ -5,6 +5,7 @@ a client is looked up in that list, never opened directly, so the picker cannot 
 """
 from __future__ import annotations
 
+import os
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -24,9 +25,10 @@ def _is_resume_state(info: engine.ModelInfo) -> bool:
 
 
 def list_infos() -> list[engine.ModelInfo]:
-    """Shipped models first (audio before text), then the user's own, each group in name order."""
+    """Shipped models first (audio before text, class-conditioned audio such as the digits demo first of all,
+    so the default pick says a digit on the first click), then the user's own, each group in name order."""
     infos = [i for i in engine.list_models() if not _is_resume_state(i)]
-    return sorted(infos, key=lambda i: (not i.shipped, i.kind != "audio", i.name))
+    return sorted(infos, key=lambda i: (not i.shipped, i.kind != "audio", not class_labels(i), i.name))
 
 
 def label(info: engine.ModelInfo) -> str:
@@ -45,8 +47,16 @@ def choices() -> list[tuple[str, str]]:
     return [(label(i), str(i.path)) for i in list_infos()]
 
 
+DEFAULT_MODEL = "wavenet-digits"  # the demo a new user should hear first: it streams faster than real time
+
+
 def default_choice(values: list[tuple[str, str]]) -> str | None:
-    """The first shipped audio model if any (a new user hears something with one click), else the first."""
+    """PLAYGROUND_DEFAULT_MODEL (a folder name; the WaveNet digits demo unless set) if it is listed, else the
+    first in the list (see list_infos for the order), so a new user hears something with one click."""
+    want = os.environ.get("PLAYGROUND_DEFAULT_MODEL", DEFAULT_MODEL)
+    for _, path in values:
+        if Path(path).name == want:
+            return path
     return values[0][1] if values else None
 
 
@@ -67,7 +77,7 @@ def class_labels(info: engine.ModelInfo) -> list[str]:
     if n <= 0:
         return []
     training = info.meta.get("training", {}) or {}
-    for key in ("classes", "class_names", "labels", "cond_labels"):
+    for key in ("label_names", "classes", "class_names", "cond_labels"):
         names = training.get(key)
         if isinstance(names, (list, tuple)) and len(names) == n:
             return [str(x) for x in names]
@@ -107,14 +117,16 @@ def describe(info: engine.ModelInfo) -> str:
         lines.append(f"text as UTF-8 bytes (vocabulary {tokens.get('vocab_size', '?')})")
     labels = class_labels(info)
     if labels:
-        lines.append(f"conditioned on {len(labels)} classes ({', '.join(labels[:10])}{'…' if len(labels) > 10 else ''})")
-    data = training.get("data")
+        more = "…" if len(labels) > 10 else ""
+        lines.append(f"conditioned on {len(labels)} classes ({', '.join(labels[:10])}{more})")
+    data = training.get("data_source") or training.get("data")
     if data:
         lines.append(f"trained on: {data}")
     loss = training.get("val_loss")
     if isinstance(loss, (int, float)):
         bits = training.get("val_bits")
-        lines.append(f"held-out loss {loss:.3f} nats/token" + (f" ({bits:.3f} bits)" if isinstance(bits, (int, float)) else ""))
+        in_bits = f" ({bits:.3f} bits)" if isinstance(bits, (int, float)) else ""
+        lines.append(f"held-out loss {loss:.3f} nats/token{in_bits}")
     if training.get("steps"):
         lines.append(f"{training['steps']} training steps")
     if training.get("license"):

@@ -191,13 +191,10 @@ def prepare(req: GenerateRequest, cache: catalog.ModelCache, limits: Limits, war
     seed_text = ""
     if tokens.kind == "audio":
         max_new = max(1, round(length * tokens.sample_rate))
+        # the seed text box is hidden for audio models but keeps its value: it is ignored without a word
         prompt = audio_prompt(req.prompt_audio, tokens, limits, warn) if req.prompt_audio else None
-        if req.seed_text:
-            warn("Seed text is ignored: this is an audio model (use an audio prompt instead).")
     else:
         max_new = int(length)
-        if req.prompt_audio:
-            warn("The audio prompt is ignored: this is a text model (type seed text instead).")
         seed_text, prompt = text_prompt(req.seed_text, tokens, limits, warn)
     return Prepared(info, model, prompt, cond, max_new, sampling, seed, batch, seed_text)
 

@@ -4,8 +4,8 @@ For each L in the chosen range, a random (untrained: speed does not depend on th
 L layers (residual 32, gate 64, skip 128) generates after a prompt that fills its receptive field, once with
 `engine.generate_naive` (recompute the whole receptive field for every sample: cost grows as 2^L) and once with
 `engine.generate` (convolution queues: cost grows as L), both in PyTorch, and, where engine.fast serves it,
-the same queues in the compiled loop.  Time per sample excludes priming.  The naive method gets fewer samples
-at large L (a time budget per point), so the largest L stays quick.
+the same queues in the compiled loop.  Time per sample is the cost of n more samples (priming cancels out),
+best of three runs.  The naive method gets fewer samples at large L (a time budget per point).
 """
 from __future__ import annotations
 
@@ -61,25 +61,27 @@ def _wall(model, prompt, method: str, n: int) -> float:
 
 
 def time_method(model: engine.AutoregressiveModel, prompt: torch.Tensor, method: str, samples: int,
-                budget_s: float, min_timed_s: float = 0.1, max_samples: int = 200_000) -> tuple[float, int]:
+                budget_s: float, min_timed_s: float = 0.05, max_samples: int = 200_000,
+                repeats: int = 3) -> tuple[float, int]:
     """(seconds per sample, samples timed) for one method.
 
-    One sample is timed first (priming plus one step; best of two, after a warm-up for the compiled path), then
-    n + 1 samples; the difference over n is the per-sample cost without priming.  n grows until the difference
-    is at least `min_timed_s` (so a fast method is not lost in timer noise), and the naive method gets fewer
-    samples at large L so it stays within about `budget_s`.
+    The cost of n more samples is T(2n) - T(n): priming (one forward over the receptive field) cancels out.
+    Each T is the best of `repeats` runs, since other work on the machine can only add time.  n grows until
+    T(n) minus priming is at least `min_timed_s` (so a fast method is not lost in timer noise); the naive
+    method gets fewer samples at large L so a point stays within about `budget_s`.
     """
     if method == "cached fast":
         _wall(model, prompt, method, 2)  # compile / warm the kernel outside the timing
     one = min(_wall(model, prompt, method, 1) for _ in range(2))
     n = samples
-    if method == "naive":  # one naive sample costs about as much as the first (a forward over the field)
-        n = int(max(2, min(samples, budget_s / max(one, 1e-6))))
-    while True:
-        total = _wall(model, prompt, method, n + 1)
-        if method == "naive" or total - one >= min_timed_s or n >= max_samples:
-            return max(total - one, 1e-9) / n, n
-        n = min(max_samples, n * 4)
+    if method == "naive":  # one naive sample costs about as much as priming: a forward over the field
+        n = int(max(1, min(samples, budget_s / (3 * repeats * max(one, 1e-6)))))
+    else:
+        while n < max_samples and _wall(model, prompt, method, n) - one < min_timed_s:  # priming excluded
+            n = min(max_samples, n * 4)
+    t_n = min(_wall(model, prompt, method, n) for _ in range(repeats))
+    t_2n = min(_wall(model, prompt, method, 2 * n) for _ in range(repeats))
+    return max(t_2n - t_n, 1e-9) / n, n
 
 
 def check_range(l_min, l_max, samples, limits: Limits) -> tuple[int, int, int]:

@@ -264,7 +264,8 @@ def job_view(manager: JobManager, job_id: str | None) -> JobView:
     fraction = min(1.0, j.step / j.total) if j.total else 0.0
     if j.state == "finished":
         fraction = 1.0
-    parts = [f"**{html.escape(j.name)}** ({j.family}): **{j.state}**", f"step {j.step}" + (f" of {j.total}" if j.total else "")]
+    parts = [f"**{html.escape(j.name)}** ({j.family}): **{j.state}**",
+             f"step {j.step}" + (f" of {j.total}" if j.total else "")]
     if isinstance(j.val_loss, (int, float)):
         parts.append(f"best held-out loss {j.val_loss:.3f} nats/token"
                      + (f" ({j.val_bits:.3f} bits)" if isinstance(j.val_bits, (int, float)) else ""))

@@ -23,6 +23,16 @@ Audio models can continue an audio prompt (upload or record one); text models co
 Train your own model in the **Train** tab; see why cached generation is fast in the **Speed** tab."""
 
 
+TRAIN_PLOT = {"step": "int64", "loss": "float64", "split": "str"}
+SPEED_PLOT = {"layers": "int64", "ms per sample": "float64", "method": "str"}
+
+
+def _frame(rows: list[dict], spec: dict[str, str]) -> pd.DataFrame:
+    """A plot's DataFrame with fixed dtypes: an empty frame must not make the colour column numeric, or the
+    browser's plot keeps a numeric colour scale and draws nothing once the real (string) values arrive."""
+    return pd.DataFrame(rows, columns=list(spec)).astype(spec)
+
+
 def _warn(message: str) -> None:
     gr.Warning(html.escape(message))
 
@@ -73,8 +83,11 @@ class App:
                           value=form.classes[0] if form.classes else None),
                 length("seconds"),
                 length("tokens"),
-                gr.update(visible=audio),
-                gr.update(visible=text))
+                gr.update(visible=audio),  # live player
+                gr.update(visible=text),  # text box
+                gr.update(visible=audio),  # full audio
+                gr.update(visible=audio),  # wav files
+                gr.update(visible=audio))  # plot
 
     def on_generate(self, model, seed_text, prompt_audio, cond_class, temperature, top_k, top_p, seconds, tokens,
                     seed, variations, request: gr.Request = None):
@@ -124,7 +137,7 @@ class App:
         if job_id not in ids:
             job_id = ids[0] if ids else None
         view = train.job_view(self.jobs, job_id)
-        frame = pd.DataFrame(view.metrics, columns=["step", "loss", "split"])
+        frame = _frame(view.metrics, TRAIN_PLOT)
         choices = catalog.choices()
         signature = [ids, choices]
         changed = force or seen != signature
@@ -156,8 +169,8 @@ class App:
         event = self.stops.arm(key)
         try:
             for rows, status in speed.run(l_min, l_max, samples, self.limits, stop=event):
-                frame = pd.DataFrame([{"layers": r.layers, "ms per sample": r.ms_per_sample, "method": r.method}
-                                      for r in rows], columns=["layers", "ms per sample", "method"])
+                frame = _frame([{"layers": r.layers, "ms per sample": r.ms_per_sample, "method": r.method}
+                                for r in rows], SPEED_PLOT)
                 yield frame, speed.table(rows), status
         except UserError as e:
             raise gr.Error(html.escape(str(e)), print_exception=False) from None
@@ -188,7 +201,7 @@ class App:
                 with gr.Row():
                     self.model = gr.Dropdown(values, value=start, label="Model", scale=8, elem_id="model-picker",
                                              allow_custom_value=True)  # the list grows as models are trained
-                    refresh = gr.Button("↻", scale=1, min_width=40, size="sm")
+                    refresh = gr.Button("↻", scale=0, min_width=44, size="sm", elem_id="refresh-models")
                 info = gr.Markdown(elem_id="model-info")
                 seed_text = gr.Textbox(label="Seed text (the model continues it; may be empty)", lines=3,
                                        max_length=None, elem_id="seed-text")
@@ -217,13 +230,14 @@ class App:
                 live = gr.Audio(streaming=True, autoplay=True, label="Live audio (variation 1)",
                                 elem_id="live-audio", visible=True)
                 text_out = gr.Textbox(label="Generated text", lines=14, elem_id="text-out", buttons=["copy"])
-                full = gr.Audio(type="numpy", format="wav", label="Full audio (variation 1; download button at the top right)",
+                full = gr.Audio(type="numpy", format="wav",
+                                label="Full audio (variation 1; download button at the top right)",
                                 elem_id="full-audio", interactive=False)
                 files = gr.File(label="All variations (wav)", file_count="multiple", elem_id="wav-files",
                                 interactive=False)
                 image = gr.Image(type="filepath", label="Waveform and spectrogram", elem_id="plot",
                                  interactive=False)
-        form_outputs = [info, seed_text, prompt_audio, cond, seconds, tokens, live, text_out]
+        form_outputs = [info, seed_text, prompt_audio, cond, seconds, tokens, live, text_out, full, files, image]
         self.model.change(self.on_model, [self.model], form_outputs, api_name="model_form")
         refresh.click(self.picker, [self.model], [self.model], api_name="refresh_models")
         gen_event = go.click(self.on_generate,
@@ -254,7 +268,8 @@ class App:
                                      elem_id="train-preset")
                 minutes = gr.Slider(0.5, lim.train_max_minutes, value=min(5.0, lim.train_max_minutes), step=0.5,
                                     label="Time budget (minutes)")
-                max_steps = gr.Number(None, precision=0, minimum=0, label="Max steps (empty = the preset's)")
+                max_steps = gr.Number(None, precision=0, minimum=0, label="Max steps (empty = the preset's)",
+                                      elem_id="train-max-steps")
                 name = gr.Textbox(label="Name (optional)", max_length=60)
                 start = gr.Button("Start training", variant="primary", elem_id="train-start")
             with gr.Column(scale=3, min_width=320):
@@ -262,7 +277,7 @@ class App:
                                   elem_id="train-job")
                 status = gr.Markdown("No job selected.", elem_id="train-status")
                 progress = gr.HTML(train.progress_html(0.0), elem_id="train-progress")
-                plot = gr.LinePlot(pd.DataFrame({"step": [], "loss": [], "split": []}), x="step", y="loss",
+                plot = gr.LinePlot(_frame([], TRAIN_PLOT), x="step", y="loss",
                                    color="split", title="Loss (nats per token)", height=300, elem_id="train-plot")
                 with gr.Row():
                     stop_job = gr.Button("Stop job", variant="stop")
@@ -302,8 +317,8 @@ class App:
         with gr.Row():
             run = gr.Button("Run", variant="primary", elem_id="speed-run")
             stop = gr.Button("Stop", variant="stop")
-        status = gr.Markdown()
-        plot = gr.LinePlot(pd.DataFrame({"layers": [], "ms per sample": [], "method": []}), x="layers",
+        status = gr.Markdown(elem_id="speed-status")
+        plot = gr.LinePlot(_frame([], SPEED_PLOT), x="layers",
                            y="ms per sample", color="method", title="Time per sample vs layers per block",
                            x_title="layers per block (2 blocks)", y_title="ms per sample", height=360,
                            elem_id="speed-plot")

@@ -45,6 +45,11 @@ def server(tmp_path_factory):
     finally:
         client.close()
         demo.close()
+        from trainers.jobs import JobManager  # training jobs outlive the app by design: stop any left running
+        jobs = JobManager(home / "runs")
+        for job in jobs.list():
+            if job.state in ("queued", "running"):
+                jobs.cancel(job.id, grace_s=2.0)
         torch.set_num_threads(threads)
         if old_home is None:
             os.environ.pop("PLAYGROUND_HOME", None)
@@ -146,7 +151,7 @@ def test_training_job_from_the_ui_makes_progress_and_its_model_appears(served, t
     client, models, home = served
     corpus = tmp_path / "corpus.txt"
     corpus.write_text("the cat sat on the mat and the dog ran far away. " * 200)
-    out = client.predict([handle_file(str(corpus))], "Detect from the files", "bytenet", "small", 1.0, 10,
+    out = client.predict([handle_file(str(corpus))], "Detect from the files", "bytenet", "small", 1.0, 4,
                          "ui test", api_name="/train_start")
     job_id = out[1]["value"] if isinstance(out[1], dict) else out[1]
     assert "ui-test" in job_id

@@ -27,11 +27,13 @@ def test_build_has_three_tabs_and_named_events(tiny_models):
 
 def test_on_model_switches_the_form(ui):
     app, models = ui
-    info, seed_text, prompt, cond, seconds, tokens, live, text_out = app.on_model(models["audio"])
+    info, seed_text, prompt, cond, seconds, tokens, live, text_out, full, files, image = app.on_model(models["audio"])
     assert "wavenet" in info and prompt["visible"] and not seed_text["visible"]
     assert cond["visible"] and cond["choices"] == [str(i) for i in range(10)] and cond["value"] == "0"
     assert seconds["visible"] and not tokens["visible"] and live["visible"] and not text_out["visible"]
-    info, seed_text, prompt, cond, seconds, tokens, live, text_out = app.on_model(models["text"])
+    assert full["visible"] and files["visible"] and image["visible"]
+    info, seed_text, prompt, cond, seconds, tokens, live, text_out, full, files, image = app.on_model(models["text"])
+    assert not (full["visible"] or files["visible"] or image["visible"] or live["visible"])
     assert seed_text["visible"] and not prompt["visible"] and not cond["visible"]
     assert tokens["visible"] and tokens["value"] == 400 and not seconds["visible"] and text_out["visible"]
 
@@ -39,7 +41,7 @@ def test_on_model_switches_the_form(ui):
 def test_on_load_and_picker(ui):
     app, models = ui
     picker, *form = app.on_load(None)
-    assert picker["value"] in [c[1] for c in picker["choices"]] and len(form) == 8  # shipped models may lead
+    assert picker["value"] in [c[1] for c in picker["choices"]] and len(form) == 11  # shipped models may lead
     assert app.picker(models["text"])["value"] == models["text"]  # a valid pick is kept
     assert app.picker("/gone")["value"] != "/gone"
 
