@@ -106,3 +106,14 @@ def test_subbatch_training_loss_skips_aux_rows_and_plain_models_use_the_default(
     field = model.receptive_field
     assert count.item() == 20 + 2 * (20 - (field - 1))  # 3 main rows: one fresh, two windows past the field
     nats.backward()
+
+
+def test_shipped_shakespeare_model_loads_and_keeps_the_invariant():
+    from engine.paths import SHIPPED_MODELS
+    path = SHIPPED_MODELS / "bytenet-shakespeare"
+    if not path.is_dir():
+        pytest.skip("demo model not shipped")
+    model = engine.load_model(path)
+    assert model.receptive_field == 125 and model.tokens.kind == "text"
+    x = torch.tensor([engine.text.encode("ROMEO:\nWhat light")])
+    assert_step_matches_forward(model, x)

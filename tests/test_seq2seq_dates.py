@@ -27,3 +27,14 @@ def test_several_languages():
     day = datetime.date(2021, 3, 5)
     written = {loc: format_date(day, "long", locale=loc) for loc in ("en", "fr", "de", "ru")}
     assert len(set(written.values())) == 4 and "mars" in written["fr"]
+
+
+def test_shipped_dates_model_translates_held_out_style_inputs():
+    import engine
+    from engine.paths import SHIPPED_MODELS
+    path = SHIPPED_MODELS / "seq2seq-dates"
+    if not path.is_dir():
+        pytest.skip("demo model not shipped")
+    model = engine.load_model(path)
+    pairs = make_dates.date_pairs(16, seed=2026)  # a seed the training data did not use
+    assert model.translate([s for s, _ in pairs]) == [t for _, t in pairs]
