@@ -172,3 +172,23 @@ def test_training_loss_adds_penalties_in_training_only():
     plain, _ = model.training_loss(batch)
     assert model.last_penalties == {}
     assert nats.item() == pytest.approx(plain.item() + pen * count.item(), rel=1e-5)
+
+
+def test_names_model_stops_at_newline():
+    model = tiny("gru", eos_id=10)
+    assert model.tokens.eos_id == 10
+    ids = engine.generate_all(model, None, max_new_tokens=40, seed=0, batch_size=3)
+    for row in ids.tolist():
+        if 10 in row:
+            assert all(i == 10 for i in row[row.index(10):])
+
+
+def test_shipped_names_model():
+    from engine.paths import SHIPPED_MODELS
+    path = SHIPPED_MODELS / "rnn-names"
+    if not path.is_dir():
+        pytest.skip("demo model not shipped")
+    model = engine.load_model(path)
+    ids = engine.generate_all(model, None, max_new_tokens=30, seed=1, batch_size=8)
+    names = [engine.text.decode(r).strip() for r in ids.tolist()]
+    assert all(n.isalpha() and n.islower() and 2 <= len(n) <= 20 for n in names), names

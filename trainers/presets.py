@@ -97,7 +97,7 @@ register_preset("rnn", "base",
                 train=dict(batch_size=64, seq_len=256, lr=1e-3, warmup_steps=500, max_steps=50000),
                 description="3-layer LSTM, 512 units: GPU hours")
 register_preset("rnn", "names",
-                model=dict(cell="gru", hidden_size=128, layers=1),
+                model=dict(cell="gru", hidden_size=128, layers=1, eos_id=10),  # one name per generated row
                 train=dict(data_kind="names", batch_size=32, seq_len=20, lr=5e-3, warmup_steps=50, max_steps=100000,
                            eval_every=250, eval_tokens=30000, checkpoint_every=250,
                            license="MIT (makemore repository); names from SSA 2018 baby-name data",

@@ -122,6 +122,7 @@ class RNNConfig:
     averaging_influence: float = 0.0  # decode-time hidden-state averaging default (0 = off)
     devices: list[str] | None = None  # per-layer placement, e.g. ["cuda:0", "cuda:1"]
     start_id: int = NEWLINE  # fed first when generating without a prompt
+    eos_id: int | None = None  # generation stops here; a names model sets NEWLINE: one name per row, as trained
 
     def __post_init__(self) -> None:
         if self.cell not in CELLS:
@@ -162,7 +163,7 @@ class RNN(AutoregressiveModel):
 
     @property
     def tokens(self) -> TokenSpec:
-        return TokenSpec("text", self.config.vocab_size, start_id=self.config.start_id)
+        return TokenSpec("text", self.config.vocab_size, start_id=self.config.start_id, eos_id=self.config.eos_id)
 
     def forward_with_hiddens(self, x: torch.Tensor, cond=None) -> tuple[torch.Tensor, list[torch.Tensor]]:
         """Teacher-forced logits [B, T, V] and every layer's hidden states [B, T, H] (for the norm-stabilizer)."""
