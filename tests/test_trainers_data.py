@@ -122,3 +122,11 @@ def test_each_rank_gets_its_own_shard(tmp_path):
     n = names_list(words)
     halves = [n.shard(r, 2).sequences["train"] for r in (0, 1)]
     assert len(halves[0]) + len(halves[1]) == len(n.sequences["train"])
+
+
+def test_capped_evaluation_spreads_over_the_items():
+    from trainers.data import SequenceDataset
+    val = [torch.full((11,), i) for i in range(20)]  # item i holds only id i, in file order (e.g. digit 0 first)
+    d = SequenceDataset({"train": [torch.arange(50)], "val": val})
+    seen = {int(v) for b in d.eval_batches("val", 64, 32, 0, max_tokens=40) for v in b.y[b.mask]}
+    assert len(seen) == 4 and max(seen) >= 15  # four items, spread over the split, not the first four

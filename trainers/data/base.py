@@ -146,7 +146,12 @@ class SequenceDataset:
         """
         rows: list[tuple[int, int, int]] = []  # (sequence, first scored target, history start)
         total = 0
-        for i, s in enumerate(self.sequences[split]):
+        order = range(len(self.sequences[split]))
+        if max_tokens is not None and len(order) > 1:  # a capped pass samples every k-th item, not the first few
+            stride = max(1, -(-self.num_tokens(split) // max_tokens))
+            order = [*range(0, len(order), stride)] + [i for i in order if i % stride]
+        for i in order:
+            s = self.sequences[split][i]
             for a in range(0, len(s) - 1, chunk):
                 rows.append((i, a, max(0, a - context)))
                 total += min(chunk, len(s) - 1 - a)
