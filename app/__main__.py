@@ -32,6 +32,12 @@ def main() -> None:
               file=sys.stderr)
     from app.ui import build_app
 
+    # Generation is one token at a time: small ops where a second intra-op thread only adds synchronisation
+    # (on a busy 2-core machine the naive Speed-tab timings came out 100x too slow with 2 threads).  One thread
+    # per request also leaves cores for other users and training jobs.  PLAYGROUND_THREADS overrides.
+    import torch
+
+    torch.set_num_threads(max(1, int(os.environ.get("PLAYGROUND_THREADS", "1"))))
     limits = Limits.from_env()
     demo, app = build_app(limits)
     threading.Thread(target=app.warm_up, name="warm-up", daemon=True).start()

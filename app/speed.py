@@ -4,8 +4,9 @@ For each L in the chosen range, a random (untrained: speed does not depend on th
 L layers (residual 32, gate 64, skip 128) generates after a prompt that fills its receptive field, once with
 `engine.generate_naive` (recompute the whole receptive field for every sample: cost grows as 2^L) and once with
 `engine.generate` (convolution queues: cost grows as L), both in PyTorch, and, where engine.fast serves it,
-the same queues in the compiled loop.  Time per sample is the cost of n more samples (priming cancels out),
-best of three runs.  The naive method gets fewer samples at large L (a time budget per point).
+the same queues in the compiled loop.  Time per sample is the median time between generated chunks (priming
+excluded), which stalls from other work on the machine do not move.  The naive method stops early at large L
+(a time budget per point).
 """
 from __future__ import annotations
 
@@ -48,40 +49,36 @@ def engine_fast_why_not(model) -> str | None:
     return why_not(model)
 
 
-def _wall(model, prompt, method: str, n: int) -> float:
-    kw = dict(max_new_tokens=n, temperature=1.0, seed=0, chunk_size=n)
+def time_method(model: engine.AutoregressiveModel, prompt: torch.Tensor, method: str, samples: int,
+                budget_s: float) -> tuple[float, int]:
+    """(seconds per sample, samples timed) for one method: the median gap between chunks, over the chunk size.
+
+    Chunks are 1 sample (16 for the compiled loop, which runs a chunk per call); the first chunk, which carries
+    the priming pass, only starts the clock.  The median ignores the stalls other work on the machine causes.
+    The naive method stops at about `budget_s` (with at least two gaps), so large L stays quick.
+    """
+    chunk = 16 if method == "cached fast" else 1
+    n = samples * chunk
+    kw = dict(max_new_tokens=n + chunk, temperature=1.0, seed=0, chunk_size=chunk)
     if method == "naive":
         gen = engine.generate_naive(model, prompt, **kw)
     else:
-        gen = engine.generate(model, prompt, backend="fast" if method == "cached fast" else "eager", **kw)
-    t = time.perf_counter()
-    for _ in gen:
-        pass
-    return time.perf_counter() - t
-
-
-def time_method(model: engine.AutoregressiveModel, prompt: torch.Tensor, method: str, samples: int,
-                budget_s: float, min_timed_s: float = 0.05, max_samples: int = 200_000,
-                repeats: int = 3) -> tuple[float, int]:
-    """(seconds per sample, samples timed) for one method.
-
-    The cost of n more samples is T(2n) - T(n): priming (one forward over the receptive field) cancels out.
-    Each T is the best of `repeats` runs, since other work on the machine can only add time.  n grows until
-    T(n) minus priming is at least `min_timed_s` (so a fast method is not lost in timer noise); the naive
-    method gets fewer samples at large L so a point stays within about `budget_s`.
-    """
-    if method == "cached fast":
-        _wall(model, prompt, method, 2)  # compile / warm the kernel outside the timing
-    one = min(_wall(model, prompt, method, 1) for _ in range(2))
-    n = samples
-    if method == "naive":  # one naive sample costs about as much as priming: a forward over the field
-        n = int(max(1, min(samples, budget_s / (3 * repeats * max(one, 1e-6)))))
-    else:
-        while n < max_samples and _wall(model, prompt, method, n) - one < min_timed_s:  # priming excluded
-            n = min(max_samples, n * 4)
-    t_n = min(_wall(model, prompt, method, n) for _ in range(repeats))
-    t_2n = min(_wall(model, prompt, method, 2 * n) for _ in range(repeats))
-    return max(t_2n - t_n, 1e-9) / n, n
+        backend = "fast" if method == "cached fast" else "eager"
+        if backend == "fast":  # compile / warm the kernel outside the timing
+            for _ in engine.generate(model, prompt, max_new_tokens=2 * chunk, chunk_size=chunk, backend="fast"):
+                pass
+        gen = engine.generate(model, prompt, backend=backend, **kw)
+    stamps: list[float] = []
+    try:
+        for _ in gen:
+            stamps.append(time.perf_counter())
+            if len(stamps) >= 3 and stamps[-1] - stamps[0] > budget_s:
+                break
+    finally:
+        gen.close()
+    gaps = sorted(b - a for a, b in zip(stamps, stamps[1:]))
+    median = gaps[len(gaps) // 2] if len(gaps) % 2 else (gaps[len(gaps) // 2 - 1] + gaps[len(gaps) // 2]) / 2
+    return median / chunk, len(gaps) * chunk
 
 
 def check_range(l_min, l_max, samples, limits: Limits) -> tuple[int, int, int]:

@@ -25,11 +25,17 @@ Train your own model in the **Train** tab; see why cached generation is fast in 
 
 TRAIN_PLOT = {"step": "int64", "loss": "float64", "split": "str"}
 SPEED_PLOT = {"layers": "int64", "ms per sample": "float64", "method": "str"}
+# every colour named up front: the browser fixes a plot's colour legend from the first data it gets
+TRAIN_COLORS = {"train": "#1f77b4", "validation": "#f97316"}
+SPEED_COLORS = {"naive": "#d62728", "cached": "#1f77b4", "cached fast": "#2ca02c"}
 
 
-def _frame(rows: list[dict], spec: dict[str, str]) -> pd.DataFrame:
-    """A plot's DataFrame with fixed dtypes: an empty frame must not make the colour column numeric, or the
-    browser's plot keeps a numeric colour scale and draws nothing once the real (string) values arrive."""
+def _frame(rows: list[dict], spec: dict[str, str]) -> pd.DataFrame | None:
+    """A plot's DataFrame with fixed dtypes, or None while there is nothing to draw: a LinePlot that was ever
+    given an empty frame draws no lines for any later data in Gradio 6.31's browser code (seen in screenshots
+    and reproduced with a three-line app), while one that starts from None does."""
+    if not rows:
+        return None
     return pd.DataFrame(rows, columns=list(spec)).astype(spec)
 
 
@@ -277,7 +283,7 @@ class App:
                                   elem_id="train-job")
                 status = gr.Markdown("No job selected.", elem_id="train-status")
                 progress = gr.HTML(train.progress_html(0.0), elem_id="train-progress")
-                plot = gr.LinePlot(_frame([], TRAIN_PLOT), x="step", y="loss",
+                plot = gr.LinePlot(None, x="step", color_map=TRAIN_COLORS, y="loss",
                                    color="split", title="Loss (nats per token)", height=300, elem_id="train-plot")
                 with gr.Row():
                     stop_job = gr.Button("Stop job", variant="stop")
@@ -318,7 +324,7 @@ class App:
             run = gr.Button("Run", variant="primary", elem_id="speed-run")
             stop = gr.Button("Stop", variant="stop")
         status = gr.Markdown(elem_id="speed-status")
-        plot = gr.LinePlot(_frame([], SPEED_PLOT), x="layers",
+        plot = gr.LinePlot(None, x="layers", color_map=SPEED_COLORS,
                            y="ms per sample", color="method", title="Time per sample vs layers per block",
                            x_title="layers per block (2 blocks)", y_title="ms per sample", height=360,
                            elem_id="speed-plot")
