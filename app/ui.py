@@ -23,10 +23,9 @@ Audio models can continue an audio prompt (upload or record one); text models co
 Train your own model in the **Train** tab; see why cached generation is fast in the **Speed** tab."""
 
 
-TRAIN_PLOT = {"step": "int64", "loss": "float64", "split": "str"}
+TRAIN_PLOT = {"step": "int64", "loss": "float64"}
 SPEED_PLOT = {"layers": "int64", "ms per sample": "float64", "method": "str"}
 # every colour named up front: the browser fixes a plot's colour legend from the first data it gets
-TRAIN_COLORS = {"train": "#1f77b4", "validation": "#f97316"}
 SPEED_COLORS = {"naive": "#d62728", "cached": "#1f77b4", "cached fast": "#2ca02c"}
 
 
@@ -143,7 +142,8 @@ class App:
         if job_id not in ids:
             job_id = ids[0] if ids else None
         view = train.job_view(self.jobs, job_id)
-        frame = _frame(view.metrics, TRAIN_PLOT)
+        curves = [_frame([m for m in view.metrics if m["split"] == split], TRAIN_PLOT)
+                  for split in ("train", "validation")]
         choices = catalog.choices()
         signature = [ids, choices]
         changed = force or seen != signature
@@ -153,7 +153,7 @@ class App:
             picker = gr.update(choices=choices, value=picked if picked in paths else catalog.default_choice(choices))
         return (train.jobs_table(self.jobs),
                 gr.update(choices=ids, value=job_id) if changed else gr.update(value=job_id),
-                view.status, train.progress_html(view.fraction, view.state), frame, view.log, picker, signature)
+                view.status, train.progress_html(view.fraction, view.state), *curves, view.log, picker, signature)
 
     def on_train_stop(self, job_id):
         try:
@@ -174,10 +174,13 @@ class App:
         key = _key(request, "speed")
         event = self.stops.arm(key)
         try:
+            per_layer = len(speed.available_methods())
             for rows, status in speed.run(l_min, l_max, samples, self.limits, stop=event):
+                # the plot gets whole layers only: the browser fixes its colour legend from the first data
+                complete = rows[: len(rows) - len(rows) % per_layer]
                 frame = _frame([{"layers": r.layers, "ms per sample": r.ms_per_sample, "method": r.method}
-                                for r in rows], SPEED_PLOT)
-                yield frame, speed.table(rows), status
+                                for r in complete], SPEED_PLOT)
+                yield frame if complete else gr.skip(), speed.table(rows), status
         except UserError as e:
             raise gr.Error(html.escape(str(e)), print_exception=False) from None
         finally:
@@ -283,8 +286,11 @@ class App:
                                   elem_id="train-job")
                 status = gr.Markdown("No job selected.", elem_id="train-status")
                 progress = gr.HTML(train.progress_html(0.0), elem_id="train-progress")
-                plot = gr.LinePlot(None, x="step", color_map=TRAIN_COLORS, y="loss",
-                                   color="split", title="Loss (nats per token)", height=300, elem_id="train-plot")
+                with gr.Row():
+                    plot = gr.LinePlot(None, x="step", y="loss", title="Training loss (nats per token)",
+                                       height=260, elem_id="train-plot")
+                    val_plot = gr.LinePlot(None, x="step", y="loss", title="Held-out loss (nats per token)",
+                                           height=260, elem_id="val-plot")
                 with gr.Row():
                     stop_job = gr.Button("Stop job", variant="stop")
                     resume = gr.Button("Resume job")
@@ -293,7 +299,7 @@ class App:
                 log = gr.Textbox(label="Log (last lines)", lines=6, max_lines=6, elem_id="train-log")
         seen = gr.State(None)  # what the picker and job list showed at the last tick
         timer = gr.Timer(2.0)
-        view_outputs = [table, job, status, progress, plot, log, self.model, seen]
+        view_outputs = [table, job, status, progress, plot, val_plot, log, self.model, seen]
         family.change(lambda f: gr.update(choices=train.preset_choices(f), value="small"), [family], [preset],
                       api_visibility="private")
         start.click(self.on_train_start, [files, kind, family, preset, minutes, max_steps, name],

@@ -160,15 +160,15 @@ def test_training_job_from_the_ui_makes_progress_and_its_model_appears(served, t
         tick = client.predict(job_id, models["text"], api_name="/train_tick")
         table, status = tick[0], tick[2]
         states.append(next(row[3] for row in table["data"] if row[0] == job_id))
-        if isinstance(tick[6], dict) and "choices" in tick[6]:
-            picker = tick[6]
+        if isinstance(tick[7], dict) and "choices" in tick[7]:
+            picker = tick[7]
         if states[-1] in ("finished", "failed", "cancelled"):
             break
         time.sleep(1.0)
-    assert states[-1] == "finished", (states, status, tick[5])
+    assert states[-1] == "finished", (states, status, tick[6])
     assert "best held-out loss" in status
-    points = tick[4]["data"] if isinstance(tick[4], dict) else tick[4]
-    assert points  # the loss curve has points
+    for curve in tick[4:6]:  # training and held-out loss curves both have points
+        assert curve and curve["data"], tick[4:6]
     best = str(home / "runs" / job_id / "best")
     assert picker is not None and best in [c[1] for c in picker["choices"]]
     # and the new model generates

@@ -75,12 +75,13 @@ def test_on_speed_yields_plot_frames(ui):
 
 def test_train_tick_without_jobs_and_bad_start(ui):
     app, models = ui
-    table, job, status, progress, frame, log, picker, seen = app.on_train_tick(None, models["text"], None)
+    table, job, status, progress, curve, val_curve, log, picker, seen = app.on_train_tick(None, models["text"], None)
     assert table == [] and job["value"] is None and "No job selected" in status and "0%" in progress
+    assert curve is None and val_curve is None  # nothing to draw yet (an empty frame would break the plot)
     assert picker["value"] == models["text"]
     assert {models["audio"], models["text"]} <= {c[1] for c in picker["choices"]}
     again = app.on_train_tick(None, models["text"], seen)
-    assert again[6] == gr.skip()  # nothing changed: the picker is left alone (no flicker while choosing)
+    assert again[7] == gr.skip()  # nothing changed: the picker is left alone (no flicker while choosing)
     with pytest.raises(gr.Error, match="Upload some data first"):
         app.on_train_start([], "Detect from the files", "bytenet", "small", 1, None, "")
     with pytest.raises(gr.Error, match="Pick a job"):

@@ -44,7 +44,7 @@ def main(out: Path) -> None:
         audio = [n for n, k in models if k == "audio"]
         text = [n for n, k in models if k == "text"]
         if audio:
-            pick_model(page, next((n for n in audio if "digits" in n), audio[0]))
+            pick_model(page, next((n for n in audio if n == "wavenet-digits"), audio[0]))
             page.click("#generate-btn")
             page.wait_for_function(DONE, timeout=120000)
             time.sleep(1)
