@@ -140,3 +140,15 @@ def test_cli_bad_input_is_one_clear_line(tmp_path, text, capsys, args, message):
     assert rc == 2
     assert err[-1].startswith("error: ") and message in err[-1], err
     assert not any("Traceback" in line for line in err)
+
+
+def test_norm_stabilizer_is_reported_apart_from_the_cross_entropy(tmp_path, text):
+    cfg = _cfg(tmp_path, text, family="rnn", model=dict(cell="gru", hidden_size=16, layers=1,
+                                                         norm_stabilizer_hidden=50.0),
+               max_steps=10, log_every=5, eval_every=100, checkpoint_every=100)
+    train(cfg, progress=False)
+    records = [m for m in runfiles.read_metrics(tmp_path / "run") if m["split"] == "train"]
+    assert len(records) == 2
+    for m in records:
+        assert m["norm_stabilizer_hidden"] > 0
+        assert m["ce"] == pytest.approx(m["loss"] - m["norm_stabilizer_hidden"])

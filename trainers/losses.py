@@ -13,6 +13,10 @@ A family changes the loss in one of two ways (the first found wins):
 2. the family registers a function: `register_loss("samplernn", fn, stateful=True)`, with
    `fn(model, batch, state) -> LossOut`.
 
+A model that adds regularizers to its loss (the RNN family's norm-stabilizer) keeps their values of the last call
+in `model.last_penalties` ({name: float}); the trainer logs each one apart in metrics.jsonl, next to `ce`, the
+cross-entropy without them.
+
 Stateful truncated BPTT (`stateful=True`, or a model attribute `training_stateful = True`): the trainer then
 feeds consecutive `seq_len` chunks of each row's long sequence (`trainers.data.StreamSampler`) and passes back
 the `state` the loss returned for the previous chunk, detached from its graph (`detach_state`).  `batch.reset`

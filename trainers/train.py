@@ -196,6 +196,7 @@ def _train(cfg: TrainConfig, resume: bool, progress: bool, d: distributed.Dist) 
     state = None
     t_last = time.time()
     run_loss, run_n = 0.0, 0
+    run_penalties: dict[str, float] = {}
     reason = "max_steps"
     with _Stop() as stopper:
         while True:
@@ -231,15 +232,21 @@ def _train(cfg: TrainConfig, resume: bool, progress: bool, d: distributed.Dist) 
             elapsed += now - t_last
             t_last = now
             run_loss, run_n = run_loss + float(loss.detach()), run_n + 1
+            for name, value in (getattr(model, "last_penalties", None) or {}).items():
+                run_penalties[name] = run_penalties.get(name, 0.0) + value
             if bar is not None:
                 bar.update(1)
                 bar.set_postfix(loss=f"{float(loss.detach()):.3f}", lr=f"{lr:.1e}")
             if d.main and (step % cfg.log_every == 0 or step == cfg.max_steps):
                 mean = run_loss / run_n
-                runfiles.append_metric(out, {"step": step, "split": "train", "loss": mean,
-                                             "bits": mean / math.log(2), "lr": lr, "time": now})
+                penalties = {name: total / run_n for name, total in run_penalties.items()}
+                record = {"step": step, "split": "train", "loss": mean, "bits": mean / math.log(2), "lr": lr,
+                          "time": now}
+                if penalties:  # the loss includes them; report each apart, and the cross-entropy alone
+                    record.update(penalties, ce=mean - sum(penalties.values()))
+                runfiles.append_metric(out, record)
                 summary["train_loss"] = mean
-                run_loss, run_n = 0.0, 0
+                run_loss, run_n, run_penalties = 0.0, 0, {}
                 status(step=step, eta_s=_eta(step, cfg.max_steps, elapsed, budget), elapsed_s=elapsed)
             if d.main and step % cfg.eval_every == 0:
                 best = _eval_and_keep(do_eval, best, model, out, train_meta, step, summary)
