@@ -222,3 +222,21 @@ def test_inputs_of_the_other_kind_are_ignored(tiny_models, tmp_path):
     assert warnings == [] and updates[-1].result.text.startswith("Hello")
     updates, warnings = run_all(audio_req(tiny_models, seed_text="hi", seconds=0.1))
     assert warnings == [] and updates[-1].result.wav_paths
+
+
+def test_warm_up_and_chunk_policy_env(tiny_models, monkeypatch):
+    cache = catalog.ModelCache()
+    warmed = generate.warm_up(cache, limit=10)
+    assert {"tiny-digits", "tiny-text"} <= set(warmed)
+    monkeypatch.setenv("PLAYGROUND_FIRST_CHUNK_SECONDS", "0.25")
+    assert generate.ChunkPolicy.from_env().first_seconds == 0.25
+    assert generate.ChunkPolicy.from_env().seconds == 0.5
+
+
+def test_default_pick_prefers_the_named_demo(tiny_models, monkeypatch):
+    values = catalog.choices()
+    monkeypatch.setenv("PLAYGROUND_DEFAULT_MODEL", "tiny-text")
+    assert catalog.default_choice(values) == tiny_models["text"]
+    monkeypatch.setenv("PLAYGROUND_DEFAULT_MODEL", "not-there")
+    assert catalog.default_choice(values) == values[0][1]
+    assert catalog.default_choice([]) is None
