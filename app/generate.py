@@ -116,6 +116,7 @@ class Form:
     kind: str  # "audio", "text" or "" (no model)
     classes: list[str]
     length: catalog.LengthCap | None
+    source: bool = False  # a sequence-to-sequence model: the text box is its source, not a prefix
 
 
 def form_for(path: str | None, limits: Limits) -> Form:
@@ -126,7 +127,8 @@ def form_for(path: str | None, limits: Limits) -> Form:
         info = catalog.resolve(path)
     except UserError as e:
         return Form(str(e), "", [], None)
-    return Form(catalog.describe(info), info.kind, catalog.class_labels(info), catalog.length_cap(info, limits))
+    return Form(catalog.describe(info), info.kind, catalog.class_labels(info), catalog.length_cap(info, limits),
+                source=bool(info.meta.get("config", {}).get("encoder")))
 
 
 # ---- parsing UI values -------------------------------------------------------------------------------------
@@ -193,6 +195,12 @@ def prepare(req: GenerateRequest, cache: catalog.ModelCache, limits: Limits, war
         max_new = max(1, round(length * tokens.sample_rate))
         # the seed text box is hidden for audio models but keeps its value: it is ignored without a word
         prompt = audio_prompt(req.prompt_audio, tokens, limits, warn) if req.prompt_audio else None
+    elif hasattr(model, "encode"):  # sequence to sequence: the text box holds the source, the output starts fresh
+        max_new = int(length)
+        source, _ = text_prompt(req.seed_text, tokens, limits, warn)
+        if not source.strip():
+            raise UserError(f"{info.name} rewrites a source text: type one in the text box (e.g. a date in words).")
+        prompt, cond = None, source
     else:
         max_new = int(length)
         seed_text, prompt = text_prompt(req.seed_text, tokens, limits, warn)

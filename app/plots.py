@@ -25,8 +25,9 @@ def audio_figure(waves: list[np.ndarray], sample_rate: int, path: str | os.PathL
         ax_w.set_ylabel(f"variation {i + 1}" if rows > 1 else "amplitude")
         nfft = int(min(256, 2 ** np.floor(np.log2(max(len(wave) // 4, 1)))))
         if nfft >= 16:  # too short for a spectrogram otherwise
-            spec, _f, _t, image = ax_s.specgram(wave, NFFT=nfft, Fs=sample_rate, noverlap=nfft // 2, cmap="magma",
-                                                scale="dB")
+            with np.errstate(divide="ignore"):  # digital silence is -inf dB; the colour limits below clip it
+                spec, _f, _t, image = ax_s.specgram(wave, NFFT=nfft, Fs=sample_rate, noverlap=nfft // 2,
+                                                    cmap="magma", scale="dB")
             top = 10 * np.log10(max(float(spec.max()), 1e-20))
             image.set_clim(top - 80, top)  # an 80 dB range below the loudest bin, whatever the level
         ax_s.set_ylabel("Hz")

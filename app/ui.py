@@ -81,8 +81,10 @@ class App:
                 return gr.update(visible=False)
             return gr.update(visible=True, value=cap.default, label=f"Length ({unit}, at most {cap.maximum:g})")
 
+        seed_label = ("Source text (the model rewrites it into its output)" if form.source
+                      else "Seed text (the model continues it; may be empty)")
         return (form.description,
-                gr.update(visible=text),
+                gr.update(visible=text, label=seed_label),
                 gr.update(visible=audio),
                 gr.update(visible=bool(form.classes), choices=form.classes,
                           value=form.classes[0] if form.classes else None),

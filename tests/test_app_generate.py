@@ -240,3 +240,16 @@ def test_default_pick_prefers_the_named_demo(tiny_models, monkeypatch):
     monkeypatch.setenv("PLAYGROUND_DEFAULT_MODEL", "not-there")
     assert catalog.default_choice(values) == values[0][1]
     assert catalog.default_choice([]) is None
+
+
+def test_seq2seq_takes_the_text_box_as_its_source(tiny_models, tmp_path):
+    import engine
+    from engine.paths import user_models_dir
+    s2s = engine.build_model("seq2seq", encoder="bytenet", decoder="rnn", attention="additive", d=8, enc_sets=1,
+                             cell="gru", hidden_size=8)
+    path = str(engine.save_model(s2s, user_models_dir() / "tiny-s2s", data="untrained (test)"))
+    assert generate.form_for(path, LIMITS).source and not generate.form_for(tiny_models["text"], LIMITS).source
+    res = run_all(GenerateRequest(path, seed_text="3 March 2021", tokens=12, seed=0))[0][-1].result
+    assert res.tokens >= 1 and "3 March" not in res.text  # the output is the rewrite, not a continuation
+    with pytest.raises(UserError, match="type one in the text box"):
+        run_all(GenerateRequest(path, seed_text="  ", tokens=5))
