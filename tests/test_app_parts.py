@@ -74,3 +74,13 @@ def test_speed_stop_and_bad_ranges():
     for args in [(3, 2, 5), (0, 2, 5), (1, 99, 5), (1, 2, 1), ("a", 2, 5)]:
         with pytest.raises(UserError):
             list(speed.run(*args, Limits()))
+
+
+def test_root_app_py_is_the_spaces_launcher():
+    """README front matter: app_file app.py; the `app` package must still win over that file on import."""
+    import importlib
+    from pathlib import Path
+    root = Path(__file__).resolve().parents[1]
+    text = (root / "app.py").read_text()
+    assert "from app.__main__ import main" in text
+    assert importlib.import_module("app").__path__  # a package, not the launcher module
