@@ -221,10 +221,15 @@ class JobManager:
         status = runfiles.read_status(folder)
         if status.get("state") != "running":
             return status.get("state", "failed")
-        popen = self._procs.get(folder.name)
-        code = popen.poll() if popen is not None else None
         if self._process(status) is not None:
             return "running"
+        popen = self._procs.get(folder.name)
+        code = None
+        if popen is not None:
+            try:  # a killed multi-threaded process shows as a zombie a moment before waitpid can reap it
+                code = popen.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                code = None
         status = runfiles.read_status(folder)  # it may have written its final state just before exiting
         if status.get("state") != "running":
             self._procs.pop(folder.name, None)
