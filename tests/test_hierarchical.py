@@ -80,3 +80,12 @@ def test_start_is_a_context_of_newlines():
     padded = torch.cat([torch.full((2, 7), 10), x], dim=1)
     with torch.no_grad():
         assert (model(x) - model(padded)[:, 7:]).abs().max() < 1e-5
+
+
+def test_eos_id_ends_each_row():
+    model = engine.build_model("hierarchical", vocab_size=32, n_embd=6, levels=2, widths=[8], start_id=10, eos_id=10)
+    assert model.tokens.eos_id == 10
+    ids = engine.generate_all(model, [10], max_new_tokens=200, seed=0, batch_size=4)
+    for row in ids.tolist():  # once a row emits the end id it keeps emitting it
+        if 10 in row:
+            assert all(i == 10 for i in row[row.index(10):])

@@ -42,6 +42,7 @@ class HierarchicalConfig:
     norm: str = "layernorm"  # "layernorm", "batchnorm" (makemore) or "none"
     dropout: float = 0.0  # after each level's tanh, training only
     start_id: int = NEWLINE  # names are separated (and prompted) by newlines
+    eos_id: int | None = None  # set (to the newline) for one item per generated row, e.g. one name
 
     def __post_init__(self) -> None:
         if isinstance(self.widths, int):
@@ -56,6 +57,8 @@ class HierarchicalConfig:
             raise ValueError(f"norm must be one of {NORMS}, got {self.norm!r}")
         if not 2 <= self.vocab_size <= 256 or self.n_embd < 1 or not 0 <= self.start_id < self.vocab_size:
             raise ValueError("vocab_size must be in 2..256 (byte ids), n_embd positive, start_id inside the vocab")
+        if self.eos_id is not None and not 0 <= self.eos_id < self.vocab_size:
+            raise ValueError(f"eos_id must be inside the vocab, got {self.eos_id}")
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
 
@@ -103,7 +106,7 @@ class Hierarchical(AutoregressiveModel):
 
     @property
     def tokens(self) -> TokenSpec:
-        return TokenSpec("text", self.config.vocab_size, start_id=self.config.start_id)
+        return TokenSpec("text", self.config.vocab_size, start_id=self.config.start_id, eos_id=self.config.eos_id)
 
     def _check(self, x: torch.Tensor, cond) -> None:
         if cond is not None:
