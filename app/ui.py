@@ -140,6 +140,7 @@ class App:
 
     def on_train_tick(self, job_id, picked, seen, force: bool = False):
         """Every 2 s: the job table, the picked job's view, and the Generate picker when models changed."""
+        table = train.jobs_table(self.jobs)  # before the view: a job that finishes in between shows finished
         ids = train.job_ids(self.jobs)
         if job_id not in ids:
             job_id = ids[0] if ids else None
@@ -153,7 +154,7 @@ class App:
         if changed:
             paths = [v for _, v in choices]
             picker = gr.update(choices=choices, value=picked if picked in paths else catalog.default_choice(choices))
-        return (train.jobs_table(self.jobs),
+        return (table,
                 gr.update(choices=ids, value=job_id) if changed else gr.update(value=job_id),
                 view.status, train.progress_html(view.fraction, view.state), *curves, view.log, picker, signature)
 
