@@ -75,7 +75,7 @@ def filtered_probs(logits: torch.Tensor, cfg: SamplingConfig) -> torch.Tensor:
         probs = torch.zeros_like(logits)
         probs.scatter_(-1, logits.argmax(-1, keepdim=True), 1.0)
         return probs
-    probs = torch.softmax(logits / cfg.temperature, dim=-1)
+    probs = torch.softmax(logits if cfg.temperature == 1 else logits / cfg.temperature, dim=-1)
     if cfg.top_k and cfg.top_k < probs.shape[-1]:
         kth = torch.topk(probs, cfg.top_k, dim=-1).values[:, -1:]
         probs = torch.where(probs >= kth, probs, torch.zeros_like(probs))
@@ -93,6 +93,12 @@ def sample(logits: torch.Tensor, cfg: SamplingConfig, uniforms: torch.Tensor) ->
     probs = filtered_probs(logits.detach().cpu(), cfg)
     cdf = torch.cumsum(probs, dim=-1)
     target = uniforms.reshape(-1, 1) * cdf[:, -1:]
-    ids = torch.searchsorted(cdf, target, right=True).squeeze(-1)
-    last_allowed = probs.shape[-1] - 1 - torch.argmax((probs.flip(-1) > 0).to(torch.int8), dim=-1)
-    return torch.minimum(ids, last_allowed).to(logits.device)
+    # the first id whose cdf exceeds the target always has probability > 0 ...
+    ids = torch.searchsorted(cdf, target, right=True).clamp_(max=probs.shape[-1] - 1)
+    # ... unless rounding put the target at the very top of the cdf: then take the last id that is allowed
+    top = probs.gather(-1, ids).squeeze(-1) == 0
+    ids = ids.squeeze(-1)
+    if bool(top.any()):
+        last_allowed = probs.shape[-1] - 1 - torch.argmax((probs.flip(-1) > 0).to(torch.int8), dim=-1)
+        ids = torch.where(top, last_allowed, ids)
+    return ids.to(logits.device)
