@@ -97,17 +97,24 @@ def run(dataset: str, name: str, minutes: float, out: Path, cap: int) -> dict:
 
 @torch.inference_mode()
 def speed(seconds_of_audio: float = 1.0) -> None:
-    """Single-stream SampleRNN generation on one thread (eager `step`, sampling included)."""
+    """Single-stream SampleRNN generation on one thread, sampling included: the eager `step` loop and the compiled
+    fast path (engine.fast) side by side, for the bench configs and the shipped samplernn-music model."""
     torch.set_num_threads(1)
-    for name in ("SampleRNN 2-tier", "SampleRNN 3-tier"):
-        model = engine.build_model("samplernn", **MODELS[name][1]).eval()
-        n = int(16000 * seconds_of_audio)
-        engine.generate_all(model, None, max_new_tokens=256, seed=0)  # warm-up
-        t0, c0 = time.perf_counter(), time.process_time()
-        engine.generate_all(model, None, max_new_tokens=n, seed=0, chunk_size=n)
-        dt, cpu = time.perf_counter() - t0, time.process_time() - c0
-        print(f"{name}: {n / dt:,.0f} samples/s wall, {n / cpu:,.0f} per CPU-second "
-              f"({model.num_parameters():,} parameters)", flush=True)
+    models = {name: engine.build_model("samplernn", **MODELS[name][1]).eval()
+              for name in ("SampleRNN 2-tier", "SampleRNN 3-tier")}
+    shipped = Path(__file__).resolve().parents[1] / "assets" / "models" / "samplernn-music"
+    if shipped.exists():
+        models["assets/models/samplernn-music"] = engine.load_model(shipped)
+    for name, model in models.items():
+        n = int(model.config.sample_rate * seconds_of_audio)
+        for backend in ("eager", "fast"):
+            engine.generate_all(model, None, max_new_tokens=256, seed=0, backend=backend)  # warm-up
+            t0, c0 = time.perf_counter(), time.process_time()
+            engine.generate_all(model, None, max_new_tokens=n, seed=0, chunk_size=n, backend=backend)
+            dt, cpu = time.perf_counter() - t0, time.process_time() - c0
+            print(f"{name} [{backend}]: {n / dt:,.0f} samples/s wall, {n / cpu:,.0f} per CPU-second, "
+                  f"{n / dt / model.config.sample_rate:.1f}x real time ({model.num_parameters():,} parameters)",
+                  flush=True)
 
 
 def main() -> None:

@@ -5,7 +5,8 @@
 invert the same float64 CDF (`sample_row` in engine/fast/kernel.py); the logits agree with torch's to about 1e-6.
 
 Pieces: program.py (the op list a family's step is written in), lower_<family>.py (one per family),
-lowering.py (registry and per-model cache), kernel.py (the compiled loop and sampler), runner.py (state glue).
+lowering.py (registry and per-model cache), kernel.py (the compiled loop and sampler), runner.py (state glue);
+SampleRNN (GRU tiers) has its own loop in kernel.py and its runner in samplernn_runner.py.
 """
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ import threading
 from .lowering import Lowered, Unsupported, lowered, register_lowering
 from .lowering import why_not as _why_not_model
 from . import lower_bytenet, lower_hierarchical, lower_wavenet  # noqa: F401  (each registers its family)
+from . import samplernn_runner
 
 try:
     import numba  # noqa: F401
@@ -28,12 +30,18 @@ _LOCK = threading.Lock()
 
 def why_not(model) -> str | None:
     """None when the fast path serves `model`, else a one-line reason."""
+    if NUMBA_ERROR:
+        return NUMBA_ERROR
+    if samplernn_runner.serves(model):  # SampleRNN has its own compiled loop (engine/fast/samplernn_runner.py)
+        return samplernn_runner.why_not(model)
     return _why_not_model(model) or _kernel_error()
 
 
-def FastRunner(*args, **kwargs):  # noqa: N802  (imports numba lazily)
+def FastRunner(model, *args, **kwargs):  # noqa: N802  (imports numba lazily)
+    if samplernn_runner.serves(model):
+        return samplernn_runner.SampleRNNRunner(model, *args, **kwargs)
     from .runner import FastRunner as _Runner
-    return _Runner(*args, **kwargs)
+    return _Runner(model, *args, **kwargs)
 
 
 def warmup() -> bool:

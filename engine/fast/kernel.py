@@ -327,3 +327,103 @@ def run_rows(ops, P, arena, Q, t0, last, first_step, U, temperature, top_k, top_
             out[b, i] = tok
             last[b] = tok
     return t
+
+
+# ---- SampleRNN (GRU tiers): its own loop, driven by the offset tables that engine/fast/samplernn_runner.py builds
+# T[k] (frame tier k): f, r, out_dim, proj_w, proj_b, up_w, up_b, frame, x, out, cond_in, parent_f
+# L[k, l] (GRU layer l of tier k): w_ih, b_ih, w_hh, b_hh, h, gi, gh, input
+# M: table, inp_b, hid_w, hid_b, out_w, out_b, h0, h1, logits, cond, F_last, mlp, V, gc, has_gc, dim, P, dequant
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def _gru_update(a, h, gi, gh, dim):
+    """torch's GRU cell pointwise part (gates r, z, n in that order): h = n + z * (h - n)."""
+    for o in range(dim):
+        r = _sigmoid(a[gi + o] + a[gh + o])
+        z = _sigmoid(a[gi + dim + o] + a[gh + dim + o])
+        n = _tanh(a[gi + 2 * dim + o] + r * a[gh + 2 * dim + o])
+        a[h + o] = n + z * (a[h + o] - n)
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def srnn_step(T, L, M, P, A, H, t, tokens):
+    """`SampleRNN.step` for every row: shift `tokens` into the histories H, run each frame tier whose boundary
+    this is (top down), then the sample-level MLP; logits left in A.  Returns the new clock."""
+    nb = A.shape[0]
+    hp, fl, mlp, v, dim = M[16], M[10], M[11], M[12], M[15]
+    for r in range(nb):
+        hr = H[r]
+        for j in range(hp - 1):
+            hr[j] = hr[j + 1]
+        hr[hp - 1] = tokens[r]
+    t += 1
+    u = hp + t
+    if u % fl == 0:
+        for k in range(T.shape[0]):
+            f = T[k, 0]
+            if u % f:
+                continue
+            fo, xo = T[k, 7], T[k, 8]
+            for r in range(nb):
+                a = A[r]
+                for j in range(f):
+                    a[fo + j] = P[M[17] + H[r, hp - f + j]]
+            _matvec_rows(A, xo, fo, P, T[k, 3], T[k, 4], f, dim)
+            if k == 0:
+                c = M[13] if M[14] else -1
+            else:
+                c = T[k, 10] + ((u % T[k, 11]) // f) * dim
+            if c >= 0:
+                for r in range(nb):
+                    a = A[r]
+                    for o in range(dim):
+                        a[xo + o] += a[c + o]
+            nl = L.shape[1]
+            for l in range(nl):
+                _matvec_rows(A, L[k, l, 5], L[k, l, 7], P, L[k, l, 0], L[k, l, 1], dim, 3 * dim)
+                _matvec_rows(A, L[k, l, 6], L[k, l, 4], P, L[k, l, 2], L[k, l, 3], dim, 3 * dim)
+                for r in range(nb):
+                    _gru_update(A[r], L[k, l, 4], L[k, l, 5], L[k, l, 6], dim)
+            _matvec_rows(A, T[k, 9], L[k, nl - 1, 4], P, T[k, 5], T[k, 6], dim, T[k, 1] * T[k, 2])
+    h0, h1 = M[6], M[7]
+    ci = M[9] + (u % fl) * mlp
+    bias = P[M[1]:M[1] + mlp]
+    for r in range(nb):
+        a = A[r]
+        y = a[h0:h0 + mlp]
+        for o in range(mlp):
+            y[o] = bias[o]
+        for j in range(fl):
+            base = M[0] + (j * v + H[r, hp - fl + j]) * mlp
+            row = P[base:base + mlp]
+            for o in range(mlp):
+                y[o] += row[o]
+        cv = a[ci:ci + mlp]
+        for o in range(mlp):
+            y[o] = max(y[o] + cv[o], _ZERO)
+    _matvec_rows(A, h1, h0, P, M[2], M[3], mlp, mlp)
+    for r in range(nb):
+        y = A[r, h1:h1 + mlp]
+        for o in range(mlp):
+            y[o] = max(y[o], _ZERO)
+    _matvec_rows(A, M[8], h1, P, M[4], M[5], mlp, v)
+    return t
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def srnn_run(T, L, M, P, A, H, t0, last, first_step, U, temperature, top_k, top_p, out):
+    """`run_rows` for SampleRNN: n = U.shape[1] ids per row, stepping on the previous id before each but the
+    first of a generation (whose logits the eager prime left in A)."""
+    n = U.shape[1]
+    v, lg = M[12], M[8]
+    probs = np.empty(v, np.float64)
+    scratch = np.empty(v, np.float64)
+    t = t0
+    for i in range(n):
+        if i > 0 or first_step:
+            t = srnn_step(T, L, M, P, A, H, t, last)
+        for b in range(A.shape[0]):
+            tok = sample_row(A[b, lg:lg + v], temperature, top_k, top_p, U[b, i], probs, scratch)
+            out[b, i] = tok
+            last[b] = tok
+    return t
