@@ -84,6 +84,11 @@ def why_not(model: torch.nn.Module) -> str | None:
     fn = _LOWERINGS.get(type(model))
     if fn is None:
         return f"no fast program for {type(model).__name__}"
+    return weights_reason(model)
+
+
+def weights_reason(model: torch.nn.Module) -> str | None:
+    """Why the compiled loops cannot read this model's weights (not on the CPU, not float32), or None."""
     for t in list(model.parameters()) + list(model.buffers()):
         if t.device.type != "cpu":
             return "the fast path runs on the CPU; the model is on " + t.device.type

@@ -23,7 +23,7 @@ import torch
 from ..audio import dequantize
 from ..models.samplernn import SampleRNN
 from ..sampling import SamplingConfig
-from .lowering import Unsupported, _weights_key
+from .lowering import Unsupported, _weights_key, weights_reason
 
 
 def serves(model: Any) -> bool:
@@ -39,12 +39,7 @@ def why_not(model: SampleRNN) -> str | None:
 def _model_reason(model: SampleRNN) -> str | None:
     if model.config.cell != "gru":
         return f"the fast path compiles GRU SampleRNN tiers only; this model uses {model.config.cell.upper()}"
-    for t in list(model.parameters()) + list(model.buffers()):
-        if t.device.type != "cpu":
-            return "the fast path runs on the CPU; the model is on " + t.device.type
-        if t.is_floating_point() and t.dtype != torch.float32:
-            return f"the fast path computes in float32; the model has {t.dtype} weights"
-    return None
+    return weights_reason(model)
 
 
 class _Packed:

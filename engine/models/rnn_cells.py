@@ -127,17 +127,9 @@ class JZS2Cell(Cell):
         return (torch.tanh(self.W_hh(r * h) + xh) * z + h * (1 - z),)
 
 
-class JZS3Cell(Cell):
+class JZS3Cell(GRUCell):
     """MUT3: z = σ(W_xz x + W_hz tanh(h) + b_z), r = σ(W_xr x + W_hr h + b_r),
-    h' = tanh(W_hh(r⊙h) + W_xh x + b_h)⊙z + h⊙(1−z)."""
-
-    def __init__(self, input_size: int, hidden_size: int):
-        super().__init__(input_size, hidden_size)
-        self.W_xz, self.W_xr, self.W_xh = (nn.Linear(input_size, hidden_size) for _ in range(3))
-        self.W_hz, self.W_hr, self.W_hh = (nn.Linear(hidden_size, hidden_size, bias=False) for _ in range(3))
-
-    def precompute(self, x):
-        return self.W_xz(x), self.W_xr(x), self.W_xh(x)
+    h' = tanh(W_hh(r⊙h) + W_xh x + b_h)⊙z + h⊙(1−z).  The GRU's weights; only the update gate differs."""
 
     def recur(self, pre, state):
         xz, xr, xh = pre
