@@ -23,6 +23,7 @@ class TokenSpec:
     quantization: str | None = None  # audio only: "mulaw" or "linear"
     start_id: int = 0  # the id fed first when generation has no prompt (silence for audio, "\n" for text)
     eos_id: int | None = None  # text families with an end-of-sequence id
+    symbols: list[int] | None = None  # text only: the ids a model with an alphabet knows (engine.alphabet); None = all
 
 
 class AutoregressiveModel(nn.Module):
@@ -65,6 +66,11 @@ class AutoregressiveModel(nn.Module):
         for t in range(x.shape[1]):
             logits, state = self.step(x[:, t], state)
         return logits, state
+
+    @property
+    def decode_options(self) -> dict[str, Any]:
+        """Decode-time keywords this family's `init_state` takes, with their defaults ({} for most families)."""
+        return {}
 
     def num_parameters(self) -> int:
         return sum(p.numel() for p in self.parameters())

@@ -253,3 +253,18 @@ def test_seq2seq_takes_the_text_box_as_its_source(tiny_models, tmp_path):
     assert res.tokens >= 1 and "3 March" not in res.text  # the output is the rewrite, not a continuation
     with pytest.raises(UserError, match="type one in the text box"):
         run_all(GenerateRequest(path, seed_text="  ", tokens=5))
+
+
+def test_alphabet_model_says_what_it_left_out_of_the_seed(tiny_models):
+    import engine
+    from engine.paths import user_models_dir
+    names = engine.build_model("hierarchical", n_embd=4, levels=2, widths=[8], eos_id=10,
+                               alphabet=[10, *range(97, 123)])
+    path = str(engine.save_model(names, user_models_dir() / "tiny-names", data="untrained (test)"))
+    updates, warnings = run_all(GenerateRequest(path, seed_text="Emma", tokens=8, seed=0, variations=2))
+    assert any("newline, a-z" in w and "'E'" in w for w in warnings), warnings
+    res = updates[-1].result
+    rows = [r for r in res.text.split("\n") if r and "variation" not in r]
+    assert len(rows) == 2 and all(r.startswith("mma") for r in rows), res.text
+    updates, warnings = run_all(GenerateRequest(path, seed_text="ÉÈ", tokens=8, seed=0))  # nothing left: no seed
+    assert warnings and updates[-1].result.tokens >= 1

@@ -105,6 +105,7 @@ TEXT_MODELS = {
     "hierarchical-layernorm": dict(family="hierarchical", levels=3, widths=[12, 16, 20], norm="layernorm"),
     "hierarchical-batchnorm": dict(family="hierarchical", levels=2, widths=[16], norm="batchnorm"),
     "hierarchical-none": dict(family="hierarchical", levels=4, widths=[10], norm="none", vocab_size=128),
+    "hierarchical-alphabet": dict(family="hierarchical", levels=3, widths=[12], alphabet=[10, *range(32, 120)]),
 }
 
 

@@ -89,3 +89,32 @@ def test_eos_id_ends_each_row():
     for row in ids.tolist():  # once a row emits the end id it keeps emitting it
         if 10 in row:
             assert all(i == 10 for i in row[row.index(10):])
+
+
+def test_alphabet_keeps_rows_only_for_its_bytes():
+    """A names model over newline + a-z: 27 rows and outputs instead of 256; ids in and logits out stay bytes."""
+    names = [10, *range(97, 123)]
+    small = engine.build_model("hierarchical", n_embd=6, levels=3, widths=[8], alphabet=names, eos_id=10)
+    full = engine.build_model("hierarchical", n_embd=6, levels=3, widths=[8], eos_id=10)
+    assert full.num_parameters() - small.num_parameters() == (256 - 27) * (6 + 8 + 1)
+    assert small.tokens.vocab_size == 256 and small.tokens.symbols == names
+    x = torch.tensor([names])[:, torch.randint(0, 27, (40,), generator=torch.Generator().manual_seed(0))]
+    with torch.no_grad():
+        logits = small(x)
+    outside = torch.ones(256, dtype=torch.bool)
+    outside[names] = False
+    assert torch.isinf(logits[..., outside]).all() and torch.isfinite(logits[..., ~outside]).all()
+    assert_step_matches_forward(small.eval(), x)
+    assert_prime_then_step_matches(small, x, split=13)
+    ids = engine.generate_all(small, [10], max_new_tokens=50, seed=1, batch_size=3)
+    assert set(ids.flatten().tolist()) <= set(names)
+
+
+def test_alphabet_names_what_it_cannot_read():
+    model = engine.build_model("hierarchical", n_embd=6, levels=2, widths=[8], alphabet=[10, *range(97, 123)])
+    with pytest.raises(ValueError, match=r"byte ids \[65\].*newline, a-z"):
+        model(torch.tensor([[97, 65, 98]]))
+    with pytest.raises(ValueError, match="start/end"):
+        engine.build_model("hierarchical", alphabet=[97, 98])  # no newline: it could not start
+    with pytest.raises(ValueError, match="filled in by the trainer"):
+        engine.build_model("hierarchical", alphabet="data")

@@ -54,7 +54,37 @@ def test_samplernn_trains_with_stateful_chunks(tmp_path, tones):
 
 
 def test_presets_build():
-    for family, name in [("samplernn", "music"), ("samplernn", "digits"), ("hierarchical", "names")]:
-        model = engine.build_model(family, **get_preset(family, name).model)
+    names_alphabet = dict(alphabet=[10, *range(97, 123)])  # what the trainer fills in from makemore's names
+    for family, name, extra in [("samplernn", "music", {}), ("samplernn", "digits", {}),
+                                ("hierarchical", "names", names_alphabet)]:
+        model = engine.build_model(family, **{**get_preset(family, name).model, **extra})
         assert model.num_parameters() * 4 <= 5 * 2**20  # ships in <= 5 MB of float32
-    assert engine.build_model("hierarchical", **get_preset("hierarchical", "names").model).num_parameters() <= 80_000
+    names = engine.build_model("hierarchical", **{**get_preset("hierarchical", "names").model, **names_alphabet})
+    assert names.num_parameters() <= 80_000
+
+
+def test_alphabet_from_the_data(tmp_path):
+    """alphabet="data": the trainer gives the model rows for the bytes of the names list only, and they stick."""
+    words = ["anna", "bob", "cecil", "dana", "ed", "fay", "gus", "hal", "ida", "jo"] * 3
+    (tmp_path / "names.txt").write_text("\n".join(words) + "\n")
+    cfg = TrainConfig(family="hierarchical", data=str(tmp_path / "names.txt"), out=str(tmp_path / "run"),
+                      data_kind="names", model=dict(n_embd=4, levels=2, widths=[8], eos_id=10, alphabet="data"),
+                      batch_size=8, seq_len=8, max_steps=30, lr=1e-2, warmup_steps=2, eval_every=15, eval_tokens=500,
+                      log_every=5, checkpoint_every=15, device="cpu")
+    train(cfg, progress=False)
+    symbols = [10, *sorted(set(map(ord, "".join(words))))]
+    model = engine.load_model(tmp_path / "run" / "best")
+    assert model.config.alphabet == symbols and model.embed.num_embeddings == len(symbols)
+    ids = engine.generate_all(model, [10], max_new_tokens=40, seed=0, batch_size=4)
+    assert set(ids.flatten().tolist()) <= set(symbols)
+    cfg.max_steps = 40  # resume rebuilds the same model from run.json
+    train(cfg, resume=True, progress=False)
+    assert engine.load_model(tmp_path / "run" / "last").config.alphabet == symbols
+
+
+def test_alphabet_model_refuses_data_it_cannot_read(tmp_path):
+    from trainers.data import DataError
+    (tmp_path / "names.txt").write_text("\n".join(["anna", "bob", "zoë"] * 5) + "\n")
+    tokens = engine.build_model("hierarchical", levels=2, widths=[8], alphabet=[10, *range(97, 123)]).tokens
+    with pytest.raises(DataError, match=r"outside this model's alphabet \(newline, a-z\)"):
+        load_dataset(tmp_path / "names.txt", tokens, "names")

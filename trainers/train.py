@@ -33,7 +33,7 @@ from engine.checkpoint import save_model
 
 from . import distributed, runfiles, schedule, state as ckpt
 from .config import TrainConfig
-from .data import DataError, SequenceDataset, StreamSampler, load_dataset
+from .data import DataError, SequenceDataset, StreamSampler, fit_alphabet, load_dataset
 from .evaluate import evaluate
 from .losses import LossOut, detach_state, resolve_loss
 
@@ -58,19 +58,32 @@ class _LossModule(nn.Module):
 
 def build(cfg: TrainConfig) -> tuple[Any, SequenceDataset]:
     """The model (with `global_cond_classes` set from the data's labels) and the dataset, read for its tokens."""
+    from_data = cfg.model.get("alphabet") == "data"
     try:
-        probe = registry.build_model(cfg.family, **cfg.model)
+        probe = registry.build_model(cfg.family, **{**cfg.model, "alphabet": None} if from_data else cfg.model)
     except (TypeError, ValueError) as e:
         raise TrainError(f"{cfg.family} config: {e}") from None
     data = load_dataset(cfg.data, probe.tokens, cfg.data_kind, cfg.split, cfg.labels, cfg.val_fraction,
                         cfg.trailing_silence)
+    fields = {f.name for f in dataclasses.fields(registry.config_class(cfg.family))}
     if data.labels:
-        fields = {f.name for f in dataclasses.fields(registry.config_class(cfg.family))}
         if "global_cond_classes" not in fields:
             raise TrainError(f"the {cfg.family} family has no global conditioning; use --labels none")
         cfg.model = {**cfg.model, "global_cond_classes": data.num_labels}
-        return registry.build_model(cfg.family, **cfg.model), data
-    return probe, data
+    if from_data:
+        # every byte of every split (a character is not a leak, and held-out text must not score infinity),
+        # plus the start and end ids; run.json keeps the list, so a resumed run builds the same model
+        tokens = probe.tokens
+        seen = torch.unique(torch.cat([s for split in data.sequences.values() for s in split])).tolist()
+        symbols = sorted(set(seen) | {tokens.start_id} | ({tokens.eos_id} if tokens.eos_id is not None else set()))
+        cfg.model = {**cfg.model, "alphabet": symbols}
+    model = probe
+    if data.labels or from_data:
+        try:
+            model = registry.build_model(cfg.family, **cfg.model)
+        except (TypeError, ValueError) as e:
+            raise TrainError(f"{cfg.family} config: {e}") from None
+    return model, fit_alphabet(data, model.tokens)
 
 
 def _optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:

@@ -25,6 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..alphabet import Alphabet, check_symbols
 from ..conv_queue import CausalConv1d
 from ..protocol import AutoregressiveModel, TokenSpec
 from ..registry import register_family
@@ -36,6 +37,7 @@ NORMS = ("layernorm", "batchnorm", "none")
 @dataclass
 class HierarchicalConfig:
     vocab_size: int = 256  # UTF-8 bytes; 128 makes an ASCII-only model (fewer parameters in the embedding and head)
+    alphabet: list[int] | None = None  # the bytes it knows (engine.alphabet): rows/outputs for those only; None = all
     n_embd: int = 24
     levels: int = 3  # context = 2 ** levels ids
     widths: list[int] = field(default_factory=lambda: [128])  # one per level; a single value is used for every level
@@ -61,6 +63,7 @@ class HierarchicalConfig:
             raise ValueError(f"eos_id must be inside the vocab, got {self.eos_id}")
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
+        self.alphabet = check_symbols(self.alphabet, self.vocab_size, self.start_id, self.eos_id)
 
 
 @dataclass
@@ -95,10 +98,11 @@ class Hierarchical(AutoregressiveModel):
     def __init__(self, config: HierarchicalConfig):
         super().__init__()
         self.config = cfg = config
-        self.embed = nn.Embedding(cfg.vocab_size, cfg.n_embd)
+        self.alphabet = Alphabet(cfg.alphabet, cfg.vocab_size)
+        self.embed = nn.Embedding(self.alphabet.size, cfg.n_embd)
         ins = [cfg.n_embd] + cfg.widths[:-1]
         self.levels = nn.ModuleList(FuseLevel(cfg, i, w, 2 ** l) for l, (i, w) in enumerate(zip(ins, cfg.widths)))
-        self.head = nn.Linear(cfg.widths[-1], cfg.vocab_size)
+        self.head = nn.Linear(cfg.widths[-1], self.alphabet.size)
 
     @property
     def receptive_field(self) -> int:
@@ -106,7 +110,8 @@ class Hierarchical(AutoregressiveModel):
 
     @property
     def tokens(self) -> TokenSpec:
-        return TokenSpec("text", self.config.vocab_size, start_id=self.config.start_id, eos_id=self.config.eos_id)
+        return TokenSpec("text", self.config.vocab_size, start_id=self.config.start_id, eos_id=self.config.eos_id,
+                         symbols=self.config.alphabet)
 
     def _check(self, x: torch.Tensor, cond) -> None:
         if cond is not None:
@@ -120,10 +125,10 @@ class Hierarchical(AutoregressiveModel):
 
     def forward(self, x: torch.Tensor, cond=None) -> torch.Tensor:
         self._check(x, cond)
-        h = self.embed(self._with_history(x)).transpose(1, 2)  # [B, E, R - 1 + T]
+        h = self.embed(self.alphabet.index(self._with_history(x))).transpose(1, 2)  # [B, E, R - 1 + T]
         for level in self.levels:
             h = level.activate(level.conv(h))
-        return self.head(h[:, :, self.receptive_field - 1:].transpose(1, 2))
+        return self.alphabet.expand(self.head(h[:, :, self.receptive_field - 1:].transpose(1, 2)))
 
     def init_state(self, batch_size: int, cond=None, device=None) -> HierarchicalState:
         if cond is not None:
@@ -136,12 +141,12 @@ class Hierarchical(AutoregressiveModel):
 
     def step(self, x_t: torch.Tensor, state: HierarchicalState) -> tuple[torch.Tensor, HierarchicalState]:
         self._check(x_t, None)
-        h = self.embed(x_t)  # [B, E]
+        h = self.embed(self.alphabet.index(x_t))  # [B, E]
         for i, level in enumerate(self.levels):
             z = level.conv.step(h, state.queues[i], state.t)
             h = level.activate(z.unsqueeze(-1))[:, :, 0]
         state.t += 1
-        return self.head(h), state
+        return self.alphabet.expand(self.head(h)), state
 
     def prime(self, x: torch.Tensor, state: HierarchicalState) -> tuple[torch.Tensor, HierarchicalState]:
         """The prompt in one parallel pass; each level's queue is refilled from that level's input sequence."""
@@ -151,12 +156,12 @@ class Hierarchical(AutoregressiveModel):
         return self._prime(x, state)
 
     def _prime(self, x: torch.Tensor, state: HierarchicalState) -> tuple[torch.Tensor, HierarchicalState]:
-        h = self.embed(x).transpose(1, 2)
+        h = self.embed(self.alphabet.index(x)).transpose(1, 2)
         for i, level in enumerate(self.levels):
             z, state.queues[i] = level.conv.prime(h, state.queues[i], state.t)
             h = level.activate(z)
         state.t += x.shape[1]
-        return self.head(h[:, :, -1]), state
+        return self.alphabet.expand(self.head(h[:, :, -1])), state
 
 
 register_family("hierarchical", HierarchicalConfig, Hierarchical)

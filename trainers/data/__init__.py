@@ -7,6 +7,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import torch
+
+from engine.alphabet import describe
 from engine.protocol import TokenSpec
 from engine.text import NEWLINE
 
@@ -18,7 +21,7 @@ from .text import names_list, read_lines, text_corpus
 KINDS = ("auto", "text", "names", "pairs", "audio")
 
 __all__ = ["Batch", "DataError", "SequenceDataset", "StreamSampler", "load_dataset", "detect_kind",
-           "text_corpus", "names_list", "tsv_pairs", "audio_folder", "KINDS", "SPLIT_RULES", "LABEL_RULES"]
+           "text_corpus", "names_list", "tsv_pairs", "audio_folder", "fit_alphabet", "KINDS", "SPLIT_RULES", "LABEL_RULES"]
 
 
 def detect_kind(path: str | Path) -> str:
@@ -53,7 +56,25 @@ def load_dataset(path: str | Path, tokens: TokenSpec, kind: str = "auto", split:
     if labels != "none":
         raise DataError(f"labels={labels!r} applies to audio folders only")
     if kind == "pairs":
-        return tsv_pairs(path, tokens.start_id, end_id, val_fraction)
-    if kind == "names":
-        return names_list(path, end_id)
-    return text_corpus(path, val_fraction)
+        data = tsv_pairs(path, tokens.start_id, end_id, val_fraction)
+    elif kind == "names":
+        data = names_list(path, end_id)
+    else:
+        data = text_corpus(path, val_fraction)
+    return fit_alphabet(data, tokens)
+
+
+def fit_alphabet(data: SequenceDataset, tokens: TokenSpec) -> SequenceDataset:
+    """For a model with an alphabet (engine.alphabet): refuse text it cannot read, pad with a byte it can."""
+    if tokens.symbols is None:
+        return data
+    known = set(tokens.symbols)
+    seqs = [s for split in data.sequences.values() for s in split] + \
+           [s for split in (data.sources or {}).values() for s in split]
+    unknown = sorted(set(torch.unique(torch.cat(seqs)).tolist()) - known)
+    if unknown:
+        raise DataError(f"{data.description}: {len(unknown)} byte value(s) (e.g. {unknown[:5]}) are outside this "
+                        f"model's alphabet ({describe(tokens.symbols)})")
+    if data.pad_id not in known:
+        data.pad_id = tokens.start_id  # padding is never scored, but the model must be able to read it
+    return data

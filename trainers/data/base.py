@@ -104,8 +104,12 @@ class SequenceDataset:
 
     # ---- batching -----------------------------------------------------------------------------------------
     def _weights(self, split: str) -> torch.Tensor:
-        lens = torch.tensor([max(len(s) - 1, 0) for s in self.sequences[split]], dtype=torch.float)
-        return lens if self.weighting == "length" else (lens > 0).float()
+        """Sampling weight per sequence, computed once per split (a names list has 25K items; every batch asks)."""
+        cache = self.__dict__.setdefault("_weight_cache", {})
+        if split not in cache:
+            lens = torch.tensor([max(len(s) - 1, 0) for s in self.sequences[split]], dtype=torch.float)
+            cache[split] = lens if self.weighting == "length" else (lens > 0).float()
+        return cache[split]
 
     def sample_batch(self, split: str, batch_size: int, window: int, gen: torch.Generator) -> Batch:
         """Random windows of `window` inputs (+1 for the targets), right-padded where a sequence is shorter."""
