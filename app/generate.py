@@ -51,6 +51,8 @@ class GenerateRequest:
     tokens: object = 400  # length for text models
     seed: object = None
     variations: object = 1
+    beam_width: object = 1  # sequence-to-sequence models: > 1 decodes by beam search instead of sampling
+    averaging: object = None  # RNN decoders: hidden-state averaging influence (None = the model's default)
 
 
 @dataclass
@@ -106,6 +108,8 @@ class Prepared:
     seed: int
     batch: int
     seed_text: str = ""
+    beam_width: int = 1
+    decode_options: dict = field(default_factory=dict)
 
 
 @dataclass
@@ -117,18 +121,21 @@ class Form:
     classes: list[str]
     length: catalog.LengthCap | None
     source: bool = False  # a sequence-to-sequence model: the text box is its source, not a prefix
+    averaging: float | None = None  # the model's hidden-state averaging default, where it has the option
 
 
-def form_for(path: str | None, limits: Limits) -> Form:
-    """The form for the picked model; an empty picker gets a hint instead of an error."""
+def form_for(path: str | None, limits: Limits, cache: catalog.ModelCache | None = None) -> Form:
+    """The form for the picked model; an empty picker gets a hint instead of an error.  With a `cache` the
+    model is loaded to read its decode-time options (e.g. hidden-state averaging)."""
     if not path:
         return Form("No models yet: train one in the **Train** tab, then pick it here.", "", [], None)
     try:
         info = catalog.resolve(path)
+        options = cache.get(info).decode_options if cache is not None else {}
     except UserError as e:
         return Form(str(e), "", [], None)
     return Form(catalog.describe(info), info.kind, catalog.class_labels(info), catalog.length_cap(info, limits),
-                source=bool(info.meta.get("config", {}).get("encoder")))
+                source=bool(info.meta.get("config", {}).get("encoder")), averaging=options.get("influence"))
 
 
 # ---- parsing UI values -------------------------------------------------------------------------------------
@@ -190,6 +197,18 @@ def prepare(req: GenerateRequest, cache: catalog.ModelCache, limits: Limits, war
     model = cache.get(info)
     tokens = model.tokens
     cond = cond_for(info, req.cond_class)
+    beam_width = _whole(req.beam_width, "Beam width", 1, 1, limits.max_beam_width)
+    if beam_width > 1 and not hasattr(model, "encode"):
+        raise UserError("Beam search is for the sequence-to-sequence models; set the beam width to 1.")
+    if beam_width > 1 and batch > 1:
+        warn("Beam search finds one best output, so it makes one variation.")
+        batch = 1
+    decode_options = {}
+    averaging = _number(req.averaging, "Hidden-state averaging", None)
+    if averaging is not None and "influence" in model.decode_options:
+        if not 0 <= averaging <= 1:
+            raise UserError(f"Hidden-state averaging must be from 0 to 1, got {averaging:g}")
+        decode_options["influence"] = averaging
     seed_text = ""
     if tokens.kind == "audio":
         max_new = max(1, round(length * tokens.sample_rate))
@@ -204,7 +223,7 @@ def prepare(req: GenerateRequest, cache: catalog.ModelCache, limits: Limits, war
     else:
         max_new = int(length)
         seed_text, prompt = text_prompt(req.seed_text, tokens, limits, warn)
-    return Prepared(info, model, prompt, cond, max_new, sampling, seed, batch, seed_text)
+    return Prepared(info, model, prompt, cond, max_new, sampling, seed, batch, seed_text, beam_width, decode_options)
 
 
 # ---- streaming ---------------------------------------------------------------------------------------------
@@ -249,9 +268,13 @@ def stream(p: Prepared, stop: threading.Event | None = None, policy: ChunkPolicy
     yield Update(f"Generating with {what}…", text="" if audio else _join(texts))
     t0 = last_text = time.perf_counter()
     stopped = False
-    gen = engine.generate(p.model, p.prompt, max_new_tokens=p.max_new_tokens, temperature=p.sampling.temperature,
-                          top_k=p.sampling.top_k, top_p=p.sampling.top_p, cond=p.cond, seed=p.seed,
-                          chunk_size=policy.engine_chunk, batch_size=n_rows)
+    if p.beam_width > 1:
+        gen = _beam(p)
+    else:
+        gen = engine.generate(p.model, p.prompt, max_new_tokens=p.max_new_tokens,
+                              temperature=p.sampling.temperature, top_k=p.sampling.top_k, top_p=p.sampling.top_p,
+                              cond=p.cond, seed=p.seed, chunk_size=policy.engine_chunk, batch_size=n_rows,
+                              decode_options=p.decode_options)
     try:
         for chunk in gen:
             chunk = chunk.cpu()
@@ -301,6 +324,13 @@ def stream(p: Prepared, stop: threading.Event | None = None, policy: ChunkPolicy
     yield Update(result.summary, text=None if audio else result.text, result=result)
 
 
+def _beam(p: Prepared) -> Iterator[torch.Tensor]:
+    """Beam search as one chunk of ids (the best output, then the end id); every variation gets the same."""
+    best = engine.beam_search(p.model, p.cond, beam_width=p.beam_width, max_new_tokens=p.max_new_tokens)[0]
+    ids = torch.tensor(best + [p.model.tokens.eos_id], dtype=torch.long)
+    yield ids.unsqueeze(0).expand(p.batch, -1)
+
+
 def _join(texts: list[str]) -> str:
     if len(texts) == 1:
         return texts[0]
@@ -334,7 +364,7 @@ def _finish(p: Prepared, rows: list[list[torch.Tensor]], texts: list[str], made:
         res.image_path = audio_figure(waves, rate, out / "waveform-spectrogram.png", title=p.info.name)
     else:
         res.text = _join(texts)
-        summary += f" (seed {p.seed})"
+        summary += f" (beam width {p.beam_width})" if p.beam_width > 1 else f" (seed {p.seed})"
     res.summary = summary
     return res
 

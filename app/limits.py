@@ -17,6 +17,7 @@ class Limits:
     audio_seconds: float = 5.0  # longest audio generation, unless a model's own meta asks for less
     text_tokens: int = 2000  # longest text generation, in tokens (bytes)
     max_variations: int = 4  # batch of variations per Generate
+    max_beam_width: int = 8  # beam search (sequence-to-sequence models)
     max_seed_chars: int = 4000  # longer seed text is cut to its last this-many characters
     max_prompt_seconds: float = 10.0  # longer audio prompts are cut to their last this-many seconds
     speed_max_layers: int = 12  # Speed tab: largest layers-per-block

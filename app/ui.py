@@ -73,7 +73,7 @@ class App:
         return (picker, *self.on_model(picker["value"]))
 
     def on_model(self, path: str | None):
-        form = generate.form_for(path, self.limits)
+        form = generate.form_for(path, self.limits, self.cache)
         cap = form.length
         audio, text = form.kind == "audio", form.kind == "text"
         def length(unit: str):
@@ -94,14 +94,16 @@ class App:
                 gr.update(visible=text),  # text box
                 gr.update(visible=audio),  # full audio
                 gr.update(visible=audio),  # wav files
-                gr.update(visible=audio))  # plot
+                gr.update(visible=audio),  # plot
+                gr.update(visible=form.source, value=1),  # beam width
+                gr.update(visible=form.averaging is not None, value=form.averaging or 0.0))  # averaging
 
     def on_generate(self, model, seed_text, prompt_audio, cond_class, temperature, top_k, top_p, seconds, tokens,
-                    seed, variations, request: gr.Request = None):
+                    seed, variations, beam_width=1, averaging=None, request: gr.Request = None):
         key = _key(request, "generate")
         event = self.stops.arm(key)
         req = generate.GenerateRequest(model, seed_text, prompt_audio, cond_class, temperature, top_k, top_p,
-                                       seconds, tokens, seed, variations)
+                                       seconds, tokens, seed, variations, beam_width, averaging)
         skip = gr.skip()
         try:
             first = True
@@ -234,6 +236,11 @@ class App:
                     seed = gr.Number(None, precision=0, label="Seed (empty = random; shown after each run)")
                     variations = gr.Slider(1, lim.max_variations, value=1, step=1,
                                            label="Variations (generated together)")
+                    beam = gr.Slider(1, lim.max_beam_width, value=1, step=1, visible=False, elem_id="beam-width",
+                                     label="Beam width (1 = sample; more = beam search for the best output)")
+                    averaging = gr.Slider(0.0, 1.0, value=0.0, step=0.05, visible=False, elem_id="averaging",
+                                          label="Hidden-state averaging (RNN: mix the mean of past states into "
+                                                "each step; 0 = off)")
                 with gr.Row():
                     go = gr.Button("Generate", variant="primary", elem_id="generate-btn")
                     stop = gr.Button("Stop", variant="stop", elem_id="stop-btn")
@@ -249,12 +256,13 @@ class App:
                                 interactive=False)
                 image = gr.Image(type="filepath", label="Waveform and spectrogram", elem_id="plot",
                                  interactive=False)
-        form_outputs = [info, seed_text, prompt_audio, cond, seconds, tokens, live, text_out, full, files, image]
+        form_outputs = [info, seed_text, prompt_audio, cond, seconds, tokens, live, text_out, full, files, image,
+                        beam, averaging]
         self.model.change(self.on_model, [self.model], form_outputs, api_name="model_form")
         refresh.click(self.picker, [self.model], [self.model], api_name="refresh_models")
         gen_event = go.click(self.on_generate,
                              [self.model, seed_text, prompt_audio, cond, temperature, top_k, top_p, seconds, tokens,
-                              seed, variations],
+                              seed, variations, beam, averaging],
                              [live, text_out, status, full, files, image], api_name="generate",
                              concurrency_limit=1, concurrency_id="cpu")
         stop.click(self.on_stop, None, None, api_name="stop", queue=False)

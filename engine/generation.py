@@ -108,12 +108,14 @@ def _fast_chunks(runner, logits: torch.Tensor, rng: RandomStream, max_new_tokens
 def generate(model: AutoregressiveModel, prompt: torch.Tensor | Sequence[int] | None = None,
              max_new_tokens: int = 256, temperature: float = 1.0, top_k: int | None = None,
              top_p: float | None = None, cond: Any = None, seed: int | None = None, chunk_size: int = 256,
-             batch_size: int | None = None, backend: str = "auto") -> Iterator[torch.Tensor]:
+             batch_size: int | None = None, backend: str = "auto",
+             decode_options: dict[str, Any] | None = None) -> Iterator[torch.Tensor]:
     """Yield chunks of new ids [B, n] as they are made (cached O(1)-per-token path).
 
     backend: "eager" steps the model in PyTorch; "fast" runs the compiled loop of engine.fast (CPU, float32;
     an error for a model it does not serve); "auto" (default) is "fast" where it applies, else "eager".  Both
-    give the same ids for the same seed."""
+    give the same ids for the same seed.  decode_options: keywords for the family's `init_state`, those its
+    `model.decode_options` lists (e.g. an RNN's hidden-state averaging `influence`)."""
     if backend not in BACKENDS:
         raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
     cfg = SamplingConfig(temperature, top_k, top_p)
@@ -121,7 +123,11 @@ def generate(model: AutoregressiveModel, prompt: torch.Tensor | Sequence[int] | 
     model.eval()
     x = _as_prompt(model, prompt, batch_size)
     rng = RandomStream(x.shape[0], seed)
-    state = model.init_state(x.shape[0], cond, x.device)
+    unknown = set(decode_options or {}) - set(model.decode_options)
+    if unknown:
+        raise ValueError(f"{model.family} takes no decode option {sorted(unknown)}; it takes "
+                         f"{sorted(model.decode_options) or 'none'}")
+    state = model.init_state(x.shape[0], cond, x.device, **(decode_options or {}))
     logits, state = model.prime(x, state)
     runner = _fast_runner(model, state, x.shape[0], cfg, backend)
     if runner is not None:

@@ -27,12 +27,15 @@ def test_build_has_three_tabs_and_named_events(tiny_models):
 
 def test_on_model_switches_the_form(ui):
     app, models = ui
-    info, seed_text, prompt, cond, seconds, tokens, live, text_out, full, files, image = app.on_model(models["audio"])
+    info, seed_text, prompt, cond, seconds, tokens, live, text_out, full, files, image, beam, averaging = \
+        app.on_model(models["audio"])
+    assert not beam["visible"] and not averaging["visible"]
     assert "wavenet" in info and prompt["visible"] and not seed_text["visible"]
     assert cond["visible"] and cond["choices"] == [str(i) for i in range(10)] and cond["value"] == "0"
     assert seconds["visible"] and not tokens["visible"] and live["visible"] and not text_out["visible"]
     assert full["visible"] and files["visible"] and image["visible"]
-    info, seed_text, prompt, cond, seconds, tokens, live, text_out, full, files, image = app.on_model(models["text"])
+    info, seed_text, prompt, cond, seconds, tokens, live, text_out, full, files, image, beam, averaging = \
+        app.on_model(models["text"])
     assert not (full["visible"] or files["visible"] or image["visible"] or live["visible"])
     assert seed_text["visible"] and not prompt["visible"] and not cond["visible"]
     assert tokens["visible"] and tokens["value"] == 400 and not seconds["visible"] and text_out["visible"]
@@ -41,7 +44,7 @@ def test_on_model_switches_the_form(ui):
 def test_on_load_and_picker(ui):
     app, models = ui
     picker, *form = app.on_load(None)
-    assert picker["value"] in [c[1] for c in picker["choices"]] and len(form) == 11  # shipped models may lead
+    assert picker["value"] in [c[1] for c in picker["choices"]] and len(form) == 13  # shipped models may lead
     assert app.picker(models["text"])["value"] == models["text"]  # a valid pick is kept
     assert app.picker("/gone")["value"] != "/gone"
 
@@ -86,3 +89,27 @@ def test_train_tick_without_jobs_and_bad_start(ui):
         app.on_train_start([], "Detect from the files", "bytenet", "small", 1, None, "")
     with pytest.raises(gr.Error, match="Pick a job"):
         app.on_train_stop(None)
+
+
+def test_decode_controls_follow_the_model(ui):
+    """Beam width shows for sequence-to-sequence models, hidden-state averaging for RNN decoders."""
+    import engine
+    from engine.paths import user_models_dir
+    app, _ = ui
+    rnn = engine.build_model("rnn", cell="gru", hidden_size=8, embed_size=4, averaging_influence=0.3)
+    s2s = engine.build_model("seq2seq", encoder="bytenet", decoder="rnn", attention="additive", d=8, enc_sets=1,
+                             cell="gru", hidden_size=8)
+    rnn_path = str(engine.save_model(rnn, user_models_dir() / "tiny-avg-rnn", data="untrained (test)"))
+    s2s_path = str(engine.save_model(s2s, user_models_dir() / "tiny-beam-s2s", data="untrained (test)"))
+    *_, beam, averaging = app.on_model(rnn_path)
+    assert not beam["visible"] and averaging["visible"] and averaging["value"] == 0.3
+    *_, beam, averaging = app.on_model(s2s_path)
+    assert beam["visible"] and averaging["visible"]
+    # averaging changes what an RNN writes; the same settings give the same text
+    texts = {}
+    for influence in (0.0, 0.9, 0.9):
+        outs = list(app.on_generate(rnn_path, "ab", None, None, 1.0, 0, 1.0, 0.6, 40, 5, 1, 1, influence))
+        texts.setdefault(influence, []).append(outs[-1][1])
+    assert texts[0.9][0] == texts[0.9][1] != texts[0.0][0]
+    outs = list(app.on_generate(s2s_path, "3 March", None, None, 1.0, 0, 1.0, 0.6, 12, 5, 1, 4, 0.0))
+    assert "beam width 4" in outs[-1][2]

@@ -199,6 +199,10 @@ class RNN(AutoregressiveModel):
             nats = nats + sum(penalties.values()) * count
         return nats, count
 
+    @property
+    def decode_options(self) -> dict[str, float]:
+        return {"influence": self.averaging_influence}  # hidden-state averaging (Seq2Seq Upgrade)
+
     def init_state(self, batch_size: int, cond=None, device=None, influence: float | None = None) -> RNNState:
         if cond is not None:
             raise ValueError("the RNN LM is unconditioned; pass cond=None")

@@ -282,6 +282,10 @@ class Seq2Seq(AutoregressiveModel):
         logits = self.decoder(x, ctx)
         return self._cap(logits, torch.arange(x.shape[1], device=x.device), limit)
 
+    @property
+    def decode_options(self) -> dict[str, float]:
+        return {"influence": self.averaging_influence} if isinstance(self.decoder, RNNDecoder) else {}
+
     def init_state(self, batch_size: int, cond=None, device=None, influence: float | None = None) -> Seq2SeqState:
         ctx, limit = self._prepare(cond, batch_size)
         device = torch.device(device) if device is not None else self.device
