@@ -12,6 +12,10 @@ The start: a sequence is read as if preceded by 2^levels - 1 copies of `start_id
 "\nemma\n" scores every character with the context full of newlines, exactly as makemore pads names with '.'.
 `init_state` primes that history, so stepping from a fresh state, `prime` and `forward` agree.
 
+Alphabet: byte ids in and logits out, but with `alphabet=[...]` (engine.alphabet) the embedding and the head
+keep rows only for those bytes: a names model over a-z and the newline then spends its parameters on the levels
+rather than on 229 bytes it never sees.
+
 Normalization: LayerNorm (default) is per position, so stepping equals `forward` in train and eval mode alike.
 BatchNorm (makemore's choice) is available; in eval mode it uses its running statistics, a fixed affine map, so
 the model stays causal and the protocol invariant holds; in train mode it normalizes over batch and time, which
