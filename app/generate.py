@@ -377,6 +377,8 @@ def _mkdir(path: Path) -> Path:
 def warm_up(cache: catalog.ModelCache, limit: int = 3) -> list[str]:
     """Load the first few models and generate a few tokens with each, so the first click does not pay for
     loading weights and compiling the fast path (seconds with numba).  Returns the names warmed; never raises."""
+    from engine import fast  # compile both fast loops even when the first models do not need them
+    fast.warmup()
     warmed = []
     for info in catalog.list_infos()[:limit]:
         try:

@@ -256,7 +256,9 @@ def test_end_of_sequence_chunks_match_eager_rules():
 
 
 def test_warmup_compiles_and_reports():
+    from engine.fast import samplernn_runner
     assert fast.warmup() is True
+    assert fast._KERNEL["error"] is None and samplernn_runner._KERNEL["error"] is None  # both loops compiled
 
 
 def test_shipped_models_fast_equals_eager():

@@ -45,10 +45,13 @@ def FastRunner(model, *args, **kwargs):  # noqa: N802  (imports numba lazily)
 
 
 def warmup() -> bool:
-    """Compile (or load from numba's on-disk cache) the kernel now, e.g. in a background thread at app start, so
-    the first generation does not wait for it (a cold compile takes several CPU-seconds).  False when the fast
-    path is unavailable (no numba, or the kernel does not compile on this machine)."""
-    return _kernel_error() is None
+    """Compile (or load from numba's on-disk cache) both compiled loops now, the op-list kernel and the SampleRNN
+    loop, e.g. in a background thread at app start, so the first generation does not wait for them (a cold
+    compile takes several CPU-seconds).  False when the fast path is unavailable (no numba, or a loop does not
+    compile on this machine)."""
+    from . import samplernn_runner
+    kernel_ok = _kernel_error() is None
+    return samplernn_runner._kernel_error() is None and kernel_ok
 
 
 def _kernel_error() -> str | None:
