@@ -157,10 +157,13 @@ register_preset("hierarchical", "small", model=dict(n_embd=24, levels=3, widths=
                 train=dict(batch_size=64, seq_len=64, lr=3e-3, warmup_steps=50, max_steps=2000, eval_every=250),
                 description="makemore part 5's shape: 3 levels of 128 (context 8)")
 register_preset("hierarchical", "names",
-                model=dict(n_embd=16, levels=4, widths=[64, 104, 104, 72], norm="layernorm", dropout=0.0, eos_id=10),
-                train=dict(data_kind="names", batch_size=128, seq_len=8, lr=3e-3, warmup_steps=200, max_steps=9000,
-                           eval_every=1000, eval_tokens=10**9, checkpoint_every=1000, weight_decay=0.01,
+                model=dict(n_embd=24, levels=4, widths=[96, 112, 112, 96], norm="layernorm", dropout=0.08, eos_id=10,
+                           alphabet="data"),
+                train=dict(data_kind="names", batch_size=128, seq_len=8, lr=3e-3, warmup_steps=200, max_steps=100000,
+                           min_lr_ratio=0.02, eval_every=1000, eval_tokens=10**9, checkpoint_every=1000,
+                           weight_decay=0.01,
                            license="MIT (makemore); names from the SSA 2018 baby-name data",
                            data_source="makemore names.txt (Andrej Karpathy), https://github.com/karpathy/makemore; "
                                        "its split: random.seed(42) shuffle, 80/10/10"),
-                description="the demo names model: 4 levels (context 16), 75.8K parameters")
+                description="the demo names model: 4 levels (context 16), a-z + newline alphabet, 77.2K parameters; "
+                            "use --minutes")
