@@ -12,7 +12,7 @@ import pandas as pd
 
 from trainers.jobs import JobManager
 
-from . import catalog, generate, speed, train
+from . import catalog, generate, speed, stream_start, train
 from .errors import UserError
 from .limits import Limits
 from .stop import StopSwitch
@@ -352,5 +352,6 @@ class App:
 
 
 def build_app(limits: Limits | None = None) -> tuple[gr.Blocks, App]:
+    stream_start.install()  # the live player's first segment long enough to play at once
     app = App(limits)
     return app.build(), app
