@@ -42,6 +42,7 @@ from .state import find_last
 
 JOB_FILE = "job.json"
 TERMINAL = ("finished", "failed", "cancelled")
+JOB_NICENESS = 10  # background training runs below the app (see _lower_priority)
 
 
 class JobError(ValueError):
@@ -279,12 +280,23 @@ class JobManager:
             popen = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                      cwd=str(REPO_ROOT), env=env, start_new_session=True)
         self._procs[folder.name] = popen
+        _lower_priority(popen.pid)
         try:
             created = psutil.Process(popen.pid).create_time()
         except psutil.NoSuchProcess:
             created = None
         runfiles.update_status(folder, state="running", pid=popen.pid, pid_created=created, error=None,
                                started=time.time())
+
+
+def _lower_priority(pid: int) -> None:
+    """Background training yields the CPU to live generation (the product): a job runs JOB_NICENESS steps
+    nicer than the app (below-normal priority on Windows); the threads and processes it starts inherit it."""
+    try:
+        proc = psutil.Process(pid)
+        proc.nice(psutil.BELOW_NORMAL_PRIORITY_CLASS if os.name == "nt" else min(19, proc.nice() + JOB_NICENESS))
+    except (psutil.Error, OSError):  # gone already, or not permitted: it runs at normal priority
+        pass
 
 
 def _stop_tree(proc: psutil.Process, grace_s: float) -> None:
