@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 import engine
-from engine.audio import AudioError
+from engine.audio import AudioError, AudioTooLarge
 
 from .errors import UserError
 from .limits import Limits
@@ -46,8 +46,8 @@ def read_prompt_audio(path: str) -> tuple[np.ndarray, int]:
     """(mono float wave, its own rate) from any audio file; UserError with the reason if it cannot be read."""
     try:
         return engine.audio.read_audio(path)
-    except AudioError as first:
-        if not os.path.isfile(path) or os.path.getsize(path) == 0:
+    except AudioError as first:  # a format libsndfile cannot read (mp3 on old builds, m4a, webm): try ffmpeg
+        if isinstance(first, AudioTooLarge) or not os.path.isfile(path) or os.path.getsize(path) == 0:
             raise UserError(f"Audio prompt: {first}") from None
         converted = _ffmpeg_to_wav(path)
         if converted is None:

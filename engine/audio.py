@@ -23,6 +23,10 @@ class AudioError(ValueError):
     """An audio file or array that cannot be used, with a message fit to show a user."""
 
 
+class AudioTooLarge(AudioError):
+    """A readable file refused for its size or length: another decoder must not try it either."""
+
+
 def _as_tensor(wave) -> torch.Tensor:
     t = torch.as_tensor(np.asarray(wave) if not isinstance(wave, torch.Tensor) else wave)
     if not t.is_floating_point():
@@ -87,7 +91,7 @@ def read_audio(path: str | os.PathLike, sample_rate: int | None = None,
     if size == 0:
         raise AudioError(f"audio file is empty: {p.name}")
     if size > MAX_FILE_BYTES:
-        raise AudioError(f"audio file is too large ({size / 2**20:.0f} MB > {MAX_FILE_BYTES / 2**20:.0f} MB): {p.name}")
+        raise AudioTooLarge(f"audio file is too large ({size / 2**20:.0f} MB > {MAX_FILE_BYTES / 2**20:.0f} MB): {p.name}")
     try:
         info = sf.info(str(p))
     except Exception as e:  # libsndfile's own message says what is wrong with the bytes
@@ -95,7 +99,7 @@ def read_audio(path: str | os.PathLike, sample_rate: int | None = None,
     if info.samplerate <= 0:
         raise AudioError(f"{p.name} has an invalid sample rate {info.samplerate}")
     if info.frames > max_seconds * info.samplerate:
-        raise AudioError(f"{p.name} is {info.frames / info.samplerate:.0f} s long; the limit is {max_seconds:.0f} s")
+        raise AudioTooLarge(f"{p.name} is {info.frames / info.samplerate:.0f} s long; the limit is {max_seconds:.0f} s")
     try:
         data, rate = sf.read(str(p), dtype="float32", always_2d=True)
     except Exception as e:
