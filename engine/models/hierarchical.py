@@ -47,6 +47,7 @@ class HierarchicalConfig:
     widths: list[int] = field(default_factory=lambda: [128])  # one per level; a single value is used for every level
     norm: str = "layernorm"  # "layernorm", "batchnorm" (makemore) or "none"
     dropout: float = 0.0  # after each level's tanh, training only
+    embed_dropout: float = 0.0  # on the character embeddings, training only
     start_id: int = NEWLINE  # names are separated (and prompted) by newlines
     eos_id: int | None = None  # set (to the newline) for one item per generated row, e.g. one name
 
@@ -65,8 +66,8 @@ class HierarchicalConfig:
             raise ValueError("vocab_size must be in 2..256 (byte ids), n_embd positive, start_id inside the vocab")
         if self.eos_id is not None and not 0 <= self.eos_id < self.vocab_size:
             raise ValueError(f"eos_id must be inside the vocab, got {self.eos_id}")
-        if not 0.0 <= self.dropout < 1.0:
-            raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
+        if not (0.0 <= self.dropout < 1.0 and 0.0 <= self.embed_dropout < 1.0):
+            raise ValueError(f"dropout and embed_dropout must be in [0, 1), got {self.dropout}, {self.embed_dropout}")
         self.alphabet = check_symbols(self.alphabet, self.vocab_size, self.start_id, self.eos_id)
 
 
@@ -104,6 +105,7 @@ class Hierarchical(AutoregressiveModel):
         self.config = cfg = config
         self.alphabet = Alphabet(cfg.alphabet, cfg.vocab_size)
         self.embed = nn.Embedding(self.alphabet.size, cfg.n_embd)
+        self.embed_drop = nn.Dropout(cfg.embed_dropout)
         ins = [cfg.n_embd] + cfg.widths[:-1]
         self.levels = nn.ModuleList(FuseLevel(cfg, i, w, 2 ** l) for l, (i, w) in enumerate(zip(ins, cfg.widths)))
         self.head = nn.Linear(cfg.widths[-1], self.alphabet.size)
@@ -129,7 +131,7 @@ class Hierarchical(AutoregressiveModel):
 
     def forward(self, x: torch.Tensor, cond=None) -> torch.Tensor:
         self._check(x, cond)
-        h = self.embed(self.alphabet.index(self._with_history(x))).transpose(1, 2)  # [B, E, R - 1 + T]
+        h = self.embed_drop(self.embed(self.alphabet.index(self._with_history(x)))).transpose(1, 2)  # [B, E, R-1+T]
         for level in self.levels:
             h = level.activate(level.conv(h))
         return self.alphabet.expand(self.head(h[:, :, self.receptive_field - 1:].transpose(1, 2)))
