@@ -326,7 +326,8 @@ def stream(p: Prepared, stop: threading.Event | None = None, policy: ChunkPolicy
 
 def _beam(p: Prepared) -> Iterator[torch.Tensor]:
     """Beam search as one chunk of ids (the best output, then the end id); every variation gets the same."""
-    best = engine.beam_search(p.model, p.cond, beam_width=p.beam_width, max_new_tokens=p.max_new_tokens)[0]
+    best = engine.beam_search(p.model, p.cond, beam_width=p.beam_width, max_new_tokens=p.max_new_tokens,
+                              batch_size=1)[0]  # one source text (len(p.cond) would count its characters)
     ids = torch.tensor(best + [p.model.tokens.eos_id], dtype=torch.long)
     yield ids.unsqueeze(0).expand(p.batch, -1)
 
