@@ -268,3 +268,15 @@ def test_alphabet_model_says_what_it_left_out_of_the_seed(tiny_models):
     assert len(rows) == 2 and all(r.startswith("mma") for r in rows), res.text
     updates, warnings = run_all(GenerateRequest(path, seed_text="ÉÈ", tokens=8, seed=0))  # nothing left: no seed
     assert warnings and updates[-1].result.tokens >= 1
+
+
+def test_beam_search_on_the_shipped_date_model(tiny_models):
+    from pathlib import Path
+    path = Path(__file__).resolve().parent.parent / "assets" / "models" / "seq2seq-dates"
+    if not path.is_dir():
+        pytest.skip("no shipped seq2seq-dates")
+    updates, warnings = run_all(GenerateRequest(str(path), seed_text="3 March 2021", tokens=20, seed=0,
+                                                beam_width=4, variations=3))
+    res = updates[-1].result
+    assert res.text.strip() == "2021-03-03" and "beam width 4" in res.summary
+    assert any("one variation" in w for w in warnings)
