@@ -73,7 +73,8 @@ class Alphabet(nn.Module):
         rows = self.rows[ids]
         if rows.numel() and bool((rows < 0).any()):
             bad = sorted({int(i) for i in ids[rows < 0].flatten().tolist()})[:5]
-            raise ValueError(f"byte ids {bad} are outside this model's alphabet ({describe(self.symbols)})")
+            shown = ", ".join(f"{chr(b)!r} (byte {b})" if 32 <= b < 127 else f"byte {b}" for b in bad)
+            raise ValueError(f"{shown}: outside this model's alphabet ({describe(self.symbols)})")
         return rows
 
     def expand(self, logits: torch.Tensor) -> torch.Tensor:

@@ -112,7 +112,7 @@ def test_alphabet_keeps_rows_only_for_its_bytes():
 
 def test_alphabet_names_what_it_cannot_read():
     model = engine.build_model("hierarchical", n_embd=6, levels=2, widths=[8], alphabet=[10, *range(97, 123)])
-    with pytest.raises(ValueError, match=r"byte ids \[65\].*newline, a-z"):
+    with pytest.raises(ValueError, match=r"'A' \(byte 65\): outside this model's alphabet \(newline, a-z\)"):
         model(torch.tensor([[97, 65, 98]]))
     with pytest.raises(ValueError, match="start/end"):
         engine.build_model("hierarchical", alphabet=[97, 98])  # no newline: it could not start
