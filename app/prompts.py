@@ -105,7 +105,8 @@ def text_prompt(seed_text, tokens: engine.TokenSpec, limits: Limits,
     known = set(tokens.symbols) if tokens.symbols is not None else set(range(tokens.vocab_size))
     if any(i not in known for i in ids):
         left_out = sorted({c for c in seed_text if any(b not in known for b in c.encode("utf-8", errors="replace"))})
-        reads = engine.describe_alphabet(tokens.symbols) if tokens.symbols is not None else f"byte ids below {tokens.vocab_size}"
+        reads = (engine.describe_alphabet(tokens.symbols) if tokens.symbols is not None
+                 else f"byte ids below {tokens.vocab_size}")
         warn(f"This model reads only {reads}; left out of the seed text: {' '.join(map(repr, left_out[:10]))}")
         ids = [i for i in ids if i in known]
         seed_text = engine.text.decode(ids)  # the result shows the seed the model actually read

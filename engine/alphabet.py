@@ -46,7 +46,8 @@ def describe(symbols: Sequence[int]) -> str:
         while (33 <= symbols[i] < 127 and j + 1 < len(symbols) and symbols[j + 1] == symbols[j] + 1
                and symbols[j + 1] < 127):
             j += 1
-        parts.append(show(symbols[i]) if j == i else f"{show(symbols[i])}{'-' if j > i + 1 else ', '}{show(symbols[j])}")
+        joiner = "-" if j > i + 1 else ", "  # a-z, but "a, b" for a run of two
+        parts.append(show(symbols[i]) if j == i else f"{show(symbols[i])}{joiner}{show(symbols[j])}")
         i = j + 1
     return ", ".join(parts)
 

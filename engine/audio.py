@@ -91,7 +91,8 @@ def read_audio(path: str | os.PathLike, sample_rate: int | None = None,
     if size == 0:
         raise AudioError(f"audio file is empty: {p.name}")
     if size > MAX_FILE_BYTES:
-        raise AudioTooLarge(f"audio file is too large ({size / 2**20:.0f} MB > {MAX_FILE_BYTES / 2**20:.0f} MB): {p.name}")
+        raise AudioTooLarge(f"audio file is too large ({size / 2**20:.0f} MB > {MAX_FILE_BYTES / 2**20:.0f} MB): "
+                            f"{p.name}")
     try:
         info = sf.info(str(p))
     except Exception as e:  # libsndfile's own message says what is wrong with the bytes

@@ -21,7 +21,8 @@ from .text import names_list, read_lines, text_corpus
 KINDS = ("auto", "text", "names", "pairs", "audio")
 
 __all__ = ["Batch", "DataError", "SequenceDataset", "StreamSampler", "load_dataset", "detect_kind",
-           "text_corpus", "names_list", "tsv_pairs", "audio_folder", "fit_alphabet", "KINDS", "SPLIT_RULES", "LABEL_RULES"]
+           "text_corpus", "names_list", "tsv_pairs", "audio_folder", "fit_alphabet", "KINDS", "SPLIT_RULES",
+           "LABEL_RULES"]
 
 
 def detect_kind(path: str | Path) -> str:
