@@ -1,7 +1,7 @@
 """Command line: `python -m trainers train ...` and `python -m trainers eval ...`.
 
     python -m trainers train --family F --data PATH --out RUN_DIR [--preset small|base] [--minutes M]
-                             [--max-steps N] [--resume] [--set field=value ...]
+                             [--max-steps N] [--resume] [--teacher CHECKPOINT ...] [--set field=value ...]
     python -m trainers eval --model CHECKPOINT --data PATH [--split val] [--max-tokens N]
     python -m trainers presets [--family F]
 
@@ -53,6 +53,9 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--device", help="auto | cpu | cuda | cuda:N")
     t.add_argument("--threads", type=int, help="CPU threads (torch.set_num_threads)")
     t.add_argument("--seed", type=int)
+    t.add_argument("--teacher", action="append", default=[], metavar="CHECKPOINT",
+                   help="distill from this checkpoint folder (repeat for an ensemble; see trainers.distill); "
+                        "--set distill_weight=... and distill_temperature=... tune it")
     t.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
                    help="override a TrainConfig or model config field (repeatable)")
     t.add_argument("--no-progress", action="store_true", help="no tqdm bar")
@@ -91,6 +94,8 @@ def config_from_args(a: argparse.Namespace) -> TrainConfig:
         value = getattr(a, name, None)
         if value is not None:
             setattr(cfg, name, value)
+    if getattr(a, "teacher", None):
+        cfg.teachers = [str(Path(t).resolve()) for t in a.teacher]
     train_fields = {f.name: f for f in dataclasses.fields(TrainConfig)}
     model_fields = {f.name: f for f in dataclasses.fields(registry.config_class(cfg.family))}
     for item in a.set:

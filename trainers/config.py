@@ -35,6 +35,9 @@ class TrainConfig:
     beta1: float = 0.9
     beta2: float = 0.99
     grad_clip: float = 1.0
+    teachers: list[str] = field(default_factory=list)  # checkpoint folders to distill from (trainers.distill)
+    distill_weight: float = 0.5  # share of the loss that is the teachers' soft targets (0 = plain training)
+    distill_temperature: float = 1.0
     amp: bool = True  # autocast on CUDA (bf16 where supported, else fp16 with a GradScaler); ignored on CPU
     # bookkeeping
     eval_every: int = 200

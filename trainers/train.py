@@ -34,6 +34,7 @@ from engine.checkpoint import save_model
 from . import distributed, runfiles, schedule, state as ckpt
 from .config import TrainConfig
 from .data import DataError, SequenceDataset, StreamSampler, fit_alphabet, load_dataset
+from .distill import DistillError, check_distillable, distillation_loss, load_teachers
 from .evaluate import evaluate
 from .losses import LossOut, detach_state, resolve_loss
 
@@ -154,6 +155,13 @@ def _train(cfg: TrainConfig, resume: bool, progress: bool, d: distributed.Dist) 
     model.to(d.device)
     shard = data.shard(d.rank, d.world)
     loss_fn, stateful = resolve_loss(model)
+    if cfg.teachers:
+        try:
+            check_distillable(model, loss_fn, stateful)
+            teachers = load_teachers(cfg.teachers, model, d.device)
+            loss_fn = distillation_loss(teachers, cfg.distill_weight, cfg.distill_temperature)
+        except DistillError as e:
+            raise TrainError(str(e)) from None
     optimizer = _optimizer(model, cfg)
     gen = torch.Generator().manual_seed(cfg.seed + d.rank)
     torch.manual_seed(cfg.seed + d.rank)
@@ -299,7 +307,9 @@ def _training_meta(cfg: TrainConfig, data: SequenceDataset, model) -> dict:
             "label_names": data.label_names, "val_fraction": cfg.val_fraction,
             "trailing_silence": cfg.trailing_silence, "seq_len": cfg.seq_len, "preset": cfg.preset,
             "data_description": data.description, "data_source": cfg.data_source, "license": cfg.license,
-            "batch_size": cfg.batch_size, "lr": cfg.lr}
+            "batch_size": cfg.batch_size, "lr": cfg.lr,
+            **({"distilled_from": [str(t) for t in cfg.teachers], "distill_weight": cfg.distill_weight,
+                "distill_temperature": cfg.distill_temperature} if cfg.teachers else {})}
 
 
 def _eta(step: int, max_steps: int, elapsed: float, budget: float | None) -> float | None:
