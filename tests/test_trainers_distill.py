@@ -1,4 +1,4 @@
-"""Distillation (trainers.distill): the loss is right at its ends, a teacher pulls a student, bad teachers are refused."""
+"""Distillation (trainers.distill): the loss is right at its ends, a teacher pulls a student, bad teachers refused."""
 from __future__ import annotations
 
 import copy
