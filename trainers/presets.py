@@ -165,5 +165,5 @@ register_preset("hierarchical", "names",
                            license="MIT (makemore); names from the SSA 2018 baby-name data",
                            data_source="makemore names.txt (Andrej Karpathy), https://github.com/karpathy/makemore; "
                                        "its split: random.seed(42) shuffle, 80/10/10"),
-                description="the demo names model: 4 levels (context 16), a-z + newline alphabet, 77.2K parameters; "
-                            "use --minutes")
+                description="4 levels (context 16), a-z + newline alphabet, 77.2K parameters; use --minutes. "
+                            "The shipped model is distilled from three of these (docs/TRAINING.md)")
