@@ -10,13 +10,7 @@ from engine.sampling import RandomStream, SamplingConfig, sample
 pytest.importorskip("numba")
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny models step faster on one thread, and the machine running CI is shared."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 SAMPLING = [dict(temperature=1.0), dict(temperature=0.7, top_k=5), dict(temperature=1.3, top_p=0.8),
             dict(temperature=0.0), dict(temperature=0.9, top_k=12, top_p=0.6)]

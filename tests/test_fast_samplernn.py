@@ -16,12 +16,7 @@ SAMPLING = [dict(temperature=1.0), dict(temperature=0.7, top_k=5), dict(temperat
             dict(temperature=0.0), dict(temperature=0.9, top_k=12, top_p=0.6)]
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def tiny(frame_sizes=(4,), cond=0, cell="gru", layers=1, seed=1):

@@ -20,12 +20,7 @@ from trainers.train import TrainError, train
 SMALL = dict(n_embd=8, levels=2, widths=[24], eos_id=10, alphabet="data")
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture

@@ -18,13 +18,7 @@ from trainers.train import train
 TINY = dict(blocks=1, layers_per_block=3, residual_channels=16, gate_channels=16, skip_channels=16)
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
-
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 def _cfg(tmp_path, data, **kw) -> TrainConfig:
     base = dict(family="wavenet", data=str(data), out=str(tmp_path / "run"), model=dict(TINY, sample_rate=8000),
