@@ -20,6 +20,7 @@ TINY = dict(blocks=1, layers_per_block=3, residual_channels=16, gate_channels=16
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
+
 def _cfg(tmp_path, data, **kw) -> TrainConfig:
     base = dict(family="wavenet", data=str(data), out=str(tmp_path / "run"), model=dict(TINY, sample_rate=8000),
                 batch_size=8, seq_len=64, max_steps=60, lr=1e-2, warmup_steps=5, eval_every=30, eval_tokens=4000,
