@@ -16,7 +16,7 @@ pytest.importorskip("gradio_client")
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench.concurrency import Stream, connect, free_port, launch_app, run_load, run_stream, same_output  # noqa: E402
-from test_app_helpers import make_models  # noqa: E402
+from app_helpers import make_models  # noqa: E402
 
 from trainers.jobs import JobManager  # noqa: E402
 

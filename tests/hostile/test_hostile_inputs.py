@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 import torch
-from test_app_helpers import tiny_models  # noqa: F401  (fixture)
+from app_helpers import tiny_models  # noqa: F401  (fixture)
 
 import engine
 from app import catalog, generate, train

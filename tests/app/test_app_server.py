@@ -8,7 +8,7 @@ import time
 import pytest
 import soundfile as sf
 import torch
-from test_app_helpers import AUDIO_RATE, make_models
+from app_helpers import AUDIO_RATE, make_models
 
 gradio_client = pytest.importorskip("gradio_client")
 from gradio_client import Client, handle_file  # noqa: E402

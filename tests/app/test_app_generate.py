@@ -6,7 +6,7 @@ import threading
 import numpy as np
 import pytest
 import soundfile as sf
-from test_app_helpers import AUDIO_RATE, tiny_models  # noqa: F401  (fixture)
+from app_helpers import AUDIO_RATE, tiny_models  # noqa: F401  (fixture)
 
 from app import catalog, generate
 from app.errors import UserError
@@ -272,7 +272,7 @@ def test_alphabet_model_says_what_it_left_out_of_the_seed(tiny_models):
 
 def test_beam_search_on_the_shipped_date_model(tiny_models):
     from pathlib import Path
-    path = Path(__file__).resolve().parent.parent / "assets" / "models" / "seq2seq-dates"
+    path = Path(__file__).resolve().parents[2] / "assets" / "models" / "seq2seq-dates"
     if not path.is_dir():
         pytest.skip("no shipped seq2seq-dates")
     updates, warnings = run_all(GenerateRequest(str(path), seed_text="3 March 2021", tokens=20, seed=0,

@@ -80,7 +80,7 @@ def test_root_app_py_is_the_spaces_launcher():
     """README front matter: app_file app.py; the `app` package must still win over that file on import."""
     import importlib
     from pathlib import Path
-    root = Path(__file__).resolve().parents[1]
+    root = Path(__file__).resolve().parents[2]
     text = (root / "app.py").read_text()
     assert "from app.__main__ import main" in text
     assert importlib.import_module("app").__path__  # a package, not the launcher module

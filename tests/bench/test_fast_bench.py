@@ -6,7 +6,7 @@ import torch
 
 import engine
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 from bench.generation import fast_table, measure_fast  # noqa: E402
 
 

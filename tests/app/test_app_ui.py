@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import gradio as gr
 import pytest
-from test_app_helpers import tiny_models  # noqa: F401  (fixture)
+from app_helpers import tiny_models  # noqa: F401  (fixture)
 
 from app.limits import Limits
 from app.ui import App, build_app

@@ -11,7 +11,7 @@ from engine.sampling import RandomStream, SamplingConfig, sample
 
 pytest.importorskip("numba")
 
-MODELS = Path(__file__).resolve().parents[1] / "assets" / "models"
+MODELS = Path(__file__).resolve().parents[2] / "assets" / "models"
 SAMPLING = [dict(temperature=1.0), dict(temperature=0.7, top_k=5), dict(temperature=1.3, top_p=0.8),
             dict(temperature=0.0), dict(temperature=0.9, top_k=12, top_p=0.6)]
 

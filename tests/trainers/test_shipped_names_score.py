@@ -12,7 +12,7 @@ import pytest
 from engine.checkpoint import load_model
 from trainers.evaluate import evaluate_checkpoint
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 MODEL = ROOT / "assets" / "models" / "hierarchical-names"
 NAMES = ROOT.parent / "shared" / "data" / "text" / "names" / "names.txt"
 

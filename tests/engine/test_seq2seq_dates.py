@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 pytest.importorskip("babel")
-spec = importlib.util.spec_from_file_location("make_dates", Path(__file__).parent.parent / "scripts" / "make_dates.py")
+spec = importlib.util.spec_from_file_location("make_dates", Path(__file__).resolve().parents[2] / "scripts" / "make_dates.py")
 make_dates = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(make_dates)
 

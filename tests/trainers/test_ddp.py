@@ -12,7 +12,7 @@ import pytest
 import engine
 from trainers import runfiles
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 
 
 def test_torchrun_two_cpu_processes(tmp_path):

@@ -8,7 +8,7 @@ import torch
 
 import engine
 
-DEMO = Path(__file__).resolve().parent.parent / "assets" / "models" / "wavenet-digits"
+DEMO = Path(__file__).resolve().parents[2] / "assets" / "models" / "wavenet-digits"
 
 
 @pytest.mark.skipif(not DEMO.is_dir(), reason="demo model not shipped in this checkout")
