@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from ..models.bytenet import ByteNet
-from ..models.bytenet_layers import MultiplicativeBlock, ResidualBlock
+from ..layers.bytenet import MultiplicativeBlock, ResidualBlock
 from .layers import norm
 from .lowering import Lowered, Unsupported, np32, register_lowering
 from .program import ADD, COPY, MUL, RELU, SIGMOID, TANH, ProgramBuilder

@@ -15,10 +15,10 @@ from typing import Any
 import numpy as np
 import torch
 
+from ..layers.conv_queue import CausalConv1d
+from ..sampling import SamplingConfig
 from .kernel import run_rows
 from .lowering import Lowered, lowered
-from ..conv_queue import CausalConv1d
-from ..sampling import SamplingConfig
 
 _POOL: ThreadPoolExecutor | None = None
 
@@ -31,7 +31,7 @@ def _pool() -> ThreadPoolExecutor:
 
 
 def _time_major() -> bool:
-    """Whether engine.conv_queue stores a queue as [B, length, C] (else [B, C, length]); the packed memory is
+    """Whether engine.layers.conv_queue stores a queue as [B, length, C] (else [B, C, length]); the packed memory is
     time-major either way, only the view's strides differ."""
     probe = CausalConv1d(2, 1, 4).new_queue(1)
     return tuple(probe.shape) == (1, 3, 2)

@@ -14,10 +14,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..layers.bytenet import BLOCKS, NORMS, ByteNetHead, ByteNetStack, SubBatchNorm
 from ..protocol import AutoregressiveModel, TokenSpec
 from ..registry import register_family
 from ..text import BYTE_VOCAB, NEWLINE
-from .bytenet_layers import BLOCKS, NORMS, ByteNetStack, SubBatchNorm, make_norm, step_1x1
 
 
 @dataclass
@@ -56,21 +56,6 @@ class ByteNetConfig:
 class ByteNetState:
     queues: list[torch.Tensor]  # per dilated conv [B, channels, (k-1)*dilation]
     t: int = 0  # bytes consumed so far (the ring-buffer clock)
-
-
-class ByteNetHead(nn.Module):
-    """norm -> ReLU -> 1x1 conv to the vocabulary."""
-
-    def __init__(self, d: int, vocab_size: int, norm: str, aux_fraction: float):
-        super().__init__()
-        self.norm = make_norm(norm, 2 * d, aux_fraction)
-        self.out = nn.Conv1d(2 * d, vocab_size, 1)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:  # [B, 2d, T] -> [B, T, V]
-        return self.out(F.relu(self.norm(x))).transpose(1, 2)
-
-    def step(self, x: torch.Tensor) -> torch.Tensor:  # [B, 2d] -> [B, V]
-        return step_1x1(self.out, F.relu(self.norm(x)))
 
 
 class ByteNet(AutoregressiveModel):

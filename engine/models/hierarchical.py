@@ -5,7 +5,7 @@ ids -> embedding -> levels x [fuse each pair of neighbours (concatenate) -> Line
 level l fuses the pair (t - 2^l, t) at *every* offset t: a causal convolution with kernel 2 and dilation 2^l, whose
 weight is exactly makemore's Linear(2 * width, width').  The output at t then sees exactly the last 2^levels ids,
 the same tree makemore builds for that window, so `forward` scores every position of a sequence in one pass and
-generation keeps one Fast WaveNet queue per level (engine.conv_queue): O(levels) per byte instead of recomputing
+generation keeps one Fast WaveNet queue per level (engine.layers.conv_queue): O(levels) per byte instead of recomputing
 the window.
 
 The start: a sequence is read as if preceded by 2^levels - 1 copies of `start_id` (a newline), so `forward` on
@@ -26,11 +26,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from ..alphabet import Alphabet, check_symbols
-from ..conv_queue import CausalConv1d
+from ..layers.conv_queue import CausalConv1d
 from ..protocol import AutoregressiveModel, TokenSpec
 from ..registry import register_family
 from ..text import NEWLINE

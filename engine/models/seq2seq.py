@@ -22,14 +22,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..layers.attention import ATTENTIONS, Attention
+from ..layers.bytenet import BLOCKS, NORMS, ByteNetHead, ByteNetStack, SubBatchNorm
+from ..layers.rnn_cells import CELLS, State
+from ..layers.rnn_stack import AveragingState, RNNStack
 from ..protocol import AutoregressiveModel, TokenSpec
 from ..registry import register_family
 from ..text import BYTE_VOCAB
-from .attention import ATTENTIONS, Attention
-from .bytenet import ByteNetHead, ByteNetState
-from .bytenet_layers import BLOCKS, NORMS, ByteNetStack, SubBatchNorm
-from .rnn import AveragingState, RNNStack
-from .rnn_cells import CELLS, State
+from .bytenet import ByteNetState
 
 EOS_ID = BYTE_VOCAB  # 256
 BOS_ID = BYTE_VOCAB + 1  # 257

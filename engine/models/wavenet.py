@@ -3,7 +3,7 @@
 ids -> input embedding -> blocks x layers of [causal dilated conv -> tanh * sigmoid gate -> residual 1x1 and skip
 1x1] -> sum of skips -> ReLU -> 1x1 -> ReLU -> 1x1 -> logits.  Dilations run 1, 2, 4, ... 2^(layers_per_block-1)
 in every block.  A global class/speaker embedding is added to every gate when `global_cond_classes` > 0.
-Generation keeps one convolution queue per layer (engine.conv_queue), so a sample costs O(layers).
+Generation keeps one convolution queue per layer (engine.layers.conv_queue), so a sample costs O(layers).
 """
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..conv_queue import CausalConv1d, prepared
+from ..layers.conv_queue import CausalConv1d, prepared
 from ..protocol import AutoregressiveModel, TokenSpec
 from ..registry import register_family
 

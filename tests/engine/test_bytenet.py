@@ -4,7 +4,7 @@ import pytest
 import torch
 
 import engine
-from engine.models.bytenet_layers import SubBatchNorm
+from engine.layers.bytenet import SubBatchNorm
 from protocol_checks import assert_causal, assert_prime_then_step_matches, assert_step_matches_forward
 
 BLOCKS = ["residual", "multiplicative"]

@@ -5,7 +5,7 @@ import torch
 
 import engine
 from engine.models.rnn import norm_stabilizer_term
-from engine.models.rnn_cells import CELLS, make_cell
+from engine.layers.rnn_cells import CELLS, make_cell
 from protocol_checks import assert_causal, assert_prime_then_step_matches, assert_step_matches_forward
 
 sig, tanh = torch.sigmoid, torch.tanh
@@ -146,7 +146,7 @@ def test_devices_placement_gives_same_output():
 
 
 def test_consecutive_layers_share_a_device():
-    from engine.models.rnn import layer_devices
+    from engine.layers.rnn_stack import layer_devices
     assert [str(d) for d in layer_devices(["cpu", "meta"], 4)] == ["cpu", "cpu", "meta", "meta"]
     assert [str(d) for d in layer_devices(["cpu", "meta"], 3)] == ["cpu", "cpu", "meta"]
 

@@ -7,7 +7,7 @@ import torch
 
 import engine
 from engine.beam import beam_search, reorder_state
-from engine.models.bytenet_layers import SubBatchNorm
+from engine.layers.bytenet import SubBatchNorm
 from engine.models.seq2seq import BOS_ID, EOS_ID, VOCAB, pad_sources
 from protocol_checks import assert_prime_then_step_matches, assert_step_matches_forward
 

@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..conv_queue import CausalConv1d
+from .conv_queue import CausalConv1d
 
 NORMS = ("layer", "subbatch", "none")
 BLOCKS = ("residual", "multiplicative")
@@ -236,3 +236,18 @@ class ByteNetStack(nn.Module):
         for block in self.blocks:
             x = block(x, conv)
         return x
+
+
+class ByteNetHead(nn.Module):
+    """norm -> ReLU -> 1x1 conv to the vocabulary."""
+
+    def __init__(self, d: int, vocab_size: int, norm: str, aux_fraction: float):
+        super().__init__()
+        self.norm = make_norm(norm, 2 * d, aux_fraction)
+        self.out = nn.Conv1d(2 * d, vocab_size, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # [B, 2d, T] -> [B, T, V]
+        return self.out(F.relu(self.norm(x))).transpose(1, 2)
+
+    def step(self, x: torch.Tensor) -> torch.Tensor:  # [B, 2d] -> [B, V]
+        return step_1x1(self.out, F.relu(self.norm(x)))
