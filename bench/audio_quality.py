@@ -28,8 +28,9 @@ import engine  # noqa: E402
 from trainers.config import TrainConfig  # noqa: E402
 from trainers.data import load_dataset  # noqa: E402
 from trainers.train import train  # noqa: E402
+from engine.paths import data_path  # noqa: E402
 
-DATA = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "audio"
+DATA = data_path("audio") or Path("$PLAYGROUND_DATA/audio")  # engine.paths.data_root(); see docs/TRAINING.md
 DATASETS = {  # name: (folder, sample rate, split rule, clips scored: every n-th held-out clip)
     "digits": (DATA / "fsdd" / "recordings", 8000, "fsdd", 3),
     "music": (DATA / "music", 16000, "tail", 1),

@@ -8,7 +8,8 @@
 3. `--per-digit` generations conditioned on each digit (temperatures 1.0 and 0.9, seed 0), trimmed of silence
    like the real clips, classified by that CNN: accuracy well above chance (10 %) means the conditioning is audible.
 4. docs/wavenet-digits-spectrograms.png: a real test clip and a generation for each digit.
-The data is read from ../shared/data/audio/fsdd (skipped with a message when absent); nothing is downloaded.
+The data is read from $PLAYGROUND_DATA/audio/fsdd/recordings (engine.paths.data_root(); skipped with a message when
+absent); nothing is downloaded.
 """
 from __future__ import annotations
 
@@ -29,10 +30,11 @@ sys.path.insert(0, str(REPO))
 
 import engine  # noqa: E402
 from engine.audio import dequantize, read_audio  # noqa: E402
+from engine.paths import data_path  # noqa: E402
 from trainers.data.audio import FSDD_NAME  # noqa: E402
 from trainers.evaluate import evaluate_checkpoint  # noqa: E402
 
-FSDD = REPO.parent / "shared" / "data" / "audio" / "fsdd" / "recordings"
+FSDD = data_path("audio", "fsdd", "recordings") or Path("$PLAYGROUND_DATA/audio/fsdd/recordings")
 RATE, N_MELS, FRAMES, HOP = 8000, 32, 48, 128  # 48 frames of 16 ms = 0.77 s
 
 

@@ -71,7 +71,7 @@ register_preset("wavenet", "digits",
                 description="the demo model: FSDD at 8 kHz, mu-law 256, conditioned on the digit")
 
 
-# ---- Text models (issue 4): ByteNet LM, RNN LM, seq2seq -------------------------------------------------------
+# ---- Text models: ByteNet LM, RNN LM, seq2seq ----------------------------------------------------------------
 register_preset("bytenet", "small",
                 model=dict(d=64, sets=1, set_size=5, kernel_size=3, block="residual", norm="layer"),
                 train=dict(batch_size=16, seq_len=128, lr=3e-3, warmup_steps=50, max_steps=2000, eval_every=250,
@@ -126,10 +126,12 @@ register_preset("seq2seq", "dates",
                 description="the demo translator: written-out dates in several languages -> ISO form")
 
 
-# ---- SampleRNN and the hierarchical names model (issue 6) -----------------------------------------------------
-_MUSIC = dict(split="tail", val_fraction=0.1, license="1 public domain + 3 CC BY 3.0 (see each track's LICENSE.txt)",
-              data_source="4 tracks from librosa's example data (../shared/data/audio/music/SOURCE.md), 16 kHz mono; "
-                          "the last 10 % of each track held out")
+# ---- SampleRNN and the hierarchical names model ---------------------------------------------------------------
+_MUSIC = dict(split="tail", val_fraction=0.1,
+              license="1 public domain (PD Mark 1.0) + 3 CC BY 3.0 tracks (Kevin MacLeod x2, Karissa Hobbs); "
+                      "credits in docs/TRAINING.md, \"Public datasets\"",
+              data_source="4 tracks from librosa's example audio, https://github.com/librosa/data (audio/), "
+                          "decoded to 16 kHz mono; the last 10 % of each track held out")
 _FSDD = dict(labels="prefix", split="fsdd", license="CC BY-SA 4.0",
              data_source="Free Spoken Digit Dataset (Zohar Jackson and contributors), "
                          "https://github.com/Jakobovski/free-spoken-digit-dataset; takes 0-4 held out")
