@@ -25,7 +25,7 @@ import soundfile as sf
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-HEADING = "App under load: 8 streams + a training job — issue 8"
+HEADING = "App under load: 8 streams + a training job"
 
 
 def free_port() -> int:

@@ -8,7 +8,7 @@ and the last yielded sample (so priming is excluded), once with one thread and o
     python bench/generation.py                 # L = 2..14, writes docs/BENCHMARKS.md and docs/timing.png
     python bench/generation.py --layers 2 4 --no-write
 
-The second part (issue 7) compares the eager cached step with the compiled fast path (engine.fast) in the same
+The second part compares the eager cached step with the compiled fast path (engine.fast) in the same
 run: default WaveNet at one thread and all threads, batch 1 and 8, plus the ByteNet decoder and the hierarchical
 model; samples/s, real-time factor at 16 kHz, and whether both paths made the same ids.
 
@@ -31,7 +31,7 @@ import engine  # noqa: E402
 from bench.report import machine, write_section  # noqa: E402
 
 DOCS = Path(__file__).resolve().parent.parent / "docs"
-HEADING = "Fast WaveNet timing experiment (naive vs cached) — issue 2"
+HEADING = "Fast WaveNet timing experiment (naive vs cached)"
 
 
 def wavenet(layers: int) -> engine.AutoregressiveModel:
@@ -94,8 +94,8 @@ def plot(rows: list[dict], path: Path) -> None:
     fig.savefig(path, dpi=110)
 
 
-# ---- issue 7: eager cached step vs the compiled fast path ---------------------------------------------------------
-HEADING_FAST = "Fast generation path — issue 7"
+# ---- eager cached step vs the compiled fast path ------------------------------------------------------------------
+HEADING_FAST = "Fast generation path"
 AUDIO_RATE = 16000
 
 
@@ -191,7 +191,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--naive-budget", type=float, default=2.0, help="seconds of naive sampling per point (>= 3 samples)")
     p.add_argument("--no-write", action="store_true", help="print only; do not touch docs/")
     p.add_argument("--part", choices=("naive", "fast", "all"), default="naive",
-                   help="naive: the naive-vs-cached experiment; fast: eager vs the compiled fast path (issue 7)")
+                   help="naive: the naive-vs-cached experiment; fast: eager vs the compiled fast path")
     p.add_argument("--fast-seconds", type=float, default=4.0, help="wall seconds per backend in the fast part")
     args = p.parse_args(argv)
     ok = True
