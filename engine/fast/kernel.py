@@ -329,10 +329,45 @@ def run_rows(ops, P, arena, Q, t0, last, first_step, U, temperature, top_k, top_
     return t
 
 
-# ---- SampleRNN (GRU tiers): its own loop, driven by the offset tables that engine/fast/samplernn_runner.py builds
-# T[k] (frame tier k): f, r, out_dim, proj_w, proj_b, up_w, up_b, frame, x, out, cond_in, parent_f
-# L[k, l] (GRU layer l of tier k): w_ih, b_ih, w_hh, b_hh, h, gi, gh, input
-# M: table, inp_b, hid_w, hid_b, out_w, out_b, h0, h1, logits, cond, F_last, mlp, V, gc, has_gc, dim, P, dequant
+# ---- SampleRNN (GRU tiers): its own loop, driven by three int64 tables that engine/fast/samplernn_runner.py builds.
+# Both sides index them only through the column names below (numba compiles the names in as constants; they live in
+# this file so that changing one invalidates the compiled cache).  "param" = offset in P, "arena" = offset in a row
+# of A; the others are sizes or flags.
+# T[k, T_*], frame tier k (top down):
+T_F = 0  # frame size f
+T_RATIO = 1  # r = f / the next tier's frame size (or f for the last frame tier)
+T_OUT_DIM = 2  # channels of each upsampled conditioning vector
+T_PROJ_W, T_PROJ_B = 3, 4  # param: frame -> dim input projection
+T_UP_W, T_UP_B = 5, 6  # param: dim -> r * out_dim upsampling
+T_FRAME = 7  # arena: the f dequantized samples of the frame
+T_X = 8  # arena: the projected frame (+ conditioning), the first GRU layer's input
+T_OUT = 9  # arena: the r conditioning vectors this tier hands down
+T_COND_IN = 10  # arena: the parent tier's T_OUT (-1 for the top tier)
+T_PARENT_F = 11  # the parent tier's frame size (0 for the top tier)
+T_COLS = 12
+# L[k, l, L_*], GRU layer l of tier k:
+L_W_IH, L_B_IH, L_W_HH, L_B_HH = 0, 1, 2, 3  # param: weights [in, 3 dim] and biases, gates r, z, n
+L_H = 4  # arena: the hidden state
+L_GI, L_GH = 5, 6  # arena: input and hidden gate pre-activations, 3 dim each
+L_INPUT = 7  # arena: the layer's input (T_X, or the previous layer's L_H)
+L_COLS = 8
+# M[M_*], the sample-level MLP and the sizes:
+M_TABLE = 0  # param: [F, V, mlp] embedding rows folded into the input Linear
+M_INP_B = 1  # param: the input Linear's bias
+M_HID_W, M_HID_B = 2, 3  # param: hidden Linear
+M_OUT_W, M_OUT_B = 4, 5  # param: output Linear
+M_H0, M_H1 = 6, 7  # arena: the two hidden activations, mlp each
+M_LOGITS = 8  # arena: the V logits
+M_COND = 9  # arena: the last frame tier's T_OUT (F_last conditioning vectors of mlp)
+M_F_LAST = 10  # F = the last frame tier's frame size (samples the MLP sees)
+M_MLP = 11  # mlp width
+M_V = 12  # vocabulary (quantization levels)
+M_GC = 13  # arena: the global conditioning vector (dim)
+M_HAS_GC = 14  # 1 when the model is conditioned, else 0
+M_DIM = 15  # frame tiers' hidden size
+M_HIST = 16  # length of the sample history H (the top frame size)
+M_DEQUANT = 17  # param: id -> float sample, V values
+M_COLS = 18
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
@@ -350,7 +385,7 @@ def srnn_step(T, L, M, P, A, H, t, tokens):
     """`SampleRNN.step` for every row: shift `tokens` into the histories H, run each frame tier whose boundary
     this is (top down), then the sample-level MLP; logits left in A.  Returns the new clock."""
     nb = A.shape[0]
-    hp, fl, mlp, v, dim = M[16], M[10], M[11], M[12], M[15]
+    hp, fl, mlp, v, dim = M[M_HIST], M[M_F_LAST], M[M_MLP], M[M_V], M[M_DIM]
     for r in range(nb):
         hr = H[r]
         for j in range(hp - 1):
@@ -360,19 +395,19 @@ def srnn_step(T, L, M, P, A, H, t, tokens):
     u = hp + t
     if u % fl == 0:
         for k in range(T.shape[0]):
-            f = T[k, 0]
+            f = T[k, T_F]
             if u % f:
                 continue
-            fo, xo = T[k, 7], T[k, 8]
+            fo, xo, dq = T[k, T_FRAME], T[k, T_X], M[M_DEQUANT]
             for r in range(nb):
                 a = A[r]
                 for j in range(f):
-                    a[fo + j] = P[M[17] + H[r, hp - f + j]]
-            _matvec_rows(A, xo, fo, P, T[k, 3], T[k, 4], f, dim)
+                    a[fo + j] = P[dq + H[r, hp - f + j]]
+            _matvec_rows(A, xo, fo, P, T[k, T_PROJ_W], T[k, T_PROJ_B], f, dim)
             if k == 0:
-                c = M[13] if M[14] else -1
+                c = M[M_GC] if M[M_HAS_GC] else -1
             else:
-                c = T[k, 10] + ((u % T[k, 11]) // f) * dim
+                c = T[k, T_COND_IN] + ((u % T[k, T_PARENT_F]) // f) * dim
             if c >= 0:
                 for r in range(nb):
                     a = A[r]
@@ -380,33 +415,34 @@ def srnn_step(T, L, M, P, A, H, t, tokens):
                         a[xo + o] += a[c + o]
             nl = L.shape[1]
             for l in range(nl):
-                _matvec_rows(A, L[k, l, 5], L[k, l, 7], P, L[k, l, 0], L[k, l, 1], dim, 3 * dim)
-                _matvec_rows(A, L[k, l, 6], L[k, l, 4], P, L[k, l, 2], L[k, l, 3], dim, 3 * dim)
+                _matvec_rows(A, L[k, l, L_GI], L[k, l, L_INPUT], P, L[k, l, L_W_IH], L[k, l, L_B_IH], dim, 3 * dim)
+                _matvec_rows(A, L[k, l, L_GH], L[k, l, L_H], P, L[k, l, L_W_HH], L[k, l, L_B_HH], dim, 3 * dim)
                 for r in range(nb):
-                    _gru_update(A[r], L[k, l, 4], L[k, l, 5], L[k, l, 6], dim)
-            _matvec_rows(A, T[k, 9], L[k, nl - 1, 4], P, T[k, 5], T[k, 6], dim, T[k, 1] * T[k, 2])
-    h0, h1 = M[6], M[7]
-    ci = M[9] + (u % fl) * mlp
-    bias = P[M[1]:M[1] + mlp]
+                    _gru_update(A[r], L[k, l, L_H], L[k, l, L_GI], L[k, l, L_GH], dim)
+            _matvec_rows(A, T[k, T_OUT], L[k, nl - 1, L_H], P, T[k, T_UP_W], T[k, T_UP_B], dim,
+                         T[k, T_RATIO] * T[k, T_OUT_DIM])
+    h0, h1 = M[M_H0], M[M_H1]
+    ci = M[M_COND] + (u % fl) * mlp
+    bias = P[M[M_INP_B]:M[M_INP_B] + mlp]
     for r in range(nb):
         a = A[r]
         y = a[h0:h0 + mlp]
         for o in range(mlp):
             y[o] = bias[o]
         for j in range(fl):
-            base = M[0] + (j * v + H[r, hp - fl + j]) * mlp
+            base = M[M_TABLE] + (j * v + H[r, hp - fl + j]) * mlp
             row = P[base:base + mlp]
             for o in range(mlp):
                 y[o] += row[o]
         cv = a[ci:ci + mlp]
         for o in range(mlp):
             y[o] = max(y[o] + cv[o], _ZERO)
-    _matvec_rows(A, h1, h0, P, M[2], M[3], mlp, mlp)
+    _matvec_rows(A, h1, h0, P, M[M_HID_W], M[M_HID_B], mlp, mlp)
     for r in range(nb):
         y = A[r, h1:h1 + mlp]
         for o in range(mlp):
             y[o] = max(y[o], _ZERO)
-    _matvec_rows(A, M[8], h1, P, M[4], M[5], mlp, v)
+    _matvec_rows(A, M[M_LOGITS], h1, P, M[M_OUT_W], M[M_OUT_B], mlp, v)
     return t
 
 
@@ -415,7 +451,7 @@ def srnn_run(T, L, M, P, A, H, t0, last, first_step, U, temperature, top_k, top_
     """`run_rows` for SampleRNN: n = U.shape[1] ids per row, stepping on the previous id before each but the
     first of a generation (whose logits the eager prime left in A)."""
     n = U.shape[1]
-    v, lg = M[12], M[8]
+    v, lg = M[M_V], M[M_LOGITS]
     probs = np.empty(v, np.float64)
     scratch = np.empty(v, np.float64)
     t = t0

@@ -64,4 +64,8 @@ def lower_bytenet(model: ByteNet) -> Lowered:
     return Lowered(pb.build(logits, V))
 
 
-register_lowering(ByteNet, lower_bytenet)
+register_lowering(ByteNet, lower_bytenet,
+                  handles={"vocab_size", "d", "sets", "set_size", "kernel_size",
+                           "block",  # residual/multiplicative blocks; any other block raises Unsupported
+                           "norm"},  # layer/subbatch (running statistics)/none via layers.norm; others Unsupported
+                  ignores={"subbatch_aux_fraction": "training", "dropout": "training"})  # generation runs in eval

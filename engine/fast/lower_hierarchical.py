@@ -39,4 +39,9 @@ def _by_byte(symbols: list[int], vocab_size: int, table: np.ndarray, head_w: np.
     return full_table, full_w, full_b
 
 
-register_lowering(Hierarchical, lower_hierarchical)
+register_lowering(Hierarchical, lower_hierarchical,
+                  handles={"vocab_size", "alphabet", "n_embd", "levels", "widths",
+                           "norm"},  # layernorm/batchnorm (eval)/none via layers.norm; others Unsupported
+                  ignores={"dropout": "training", "embed_dropout": "training",
+                           "start_id": "prime",  # the eager init_state/prime fill the queues the loop continues
+                           "eos_id": "generation"})  # engine.generation ends rows, not the step

@@ -6,7 +6,7 @@ import math
 import numpy as np
 
 from ..models.wavenet import WaveNet
-from .lowering import Lowered, np32, register_lowering
+from .lowering import Lowered, Unsupported, np32, register_lowering
 from .program import ADD, COPY, GATE, RELU, SCALE, ProgramBuilder
 
 
@@ -18,9 +18,11 @@ def lower_wavenet(model: WaveNet) -> Lowered:
     h, z, g, r, s, skip, h1, logits = (pb.buffer(n) for n in (R, G, half, R, S, S, S, V))
     if cfg.input == "embedding":
         pb.embed(h, np32(model.embed.weight))
-    else:  # one-hot through a 1x1 conv: column v of the weight plus the bias (exact: the other terms are 0)
-        w = np32(model.embed.weight)[:, :, 0]
+    elif cfg.input == "onehot":  # one-hot through a 1x1 conv: column v of the weight plus the bias (exact: the
+        w = np32(model.embed.weight)[:, :, 0]  # other terms are 0)
         pb.embed(h, (w + np32(model.embed.bias)[:, None]).T)
+    else:
+        raise Unsupported(f"no fast lowering for the WaveNet input {cfg.input!r}")
     sqrt_half = pb.param(np.array([math.sqrt(0.5)]))
     for i, layer in enumerate(model.layers):
         conv = layer.conv
@@ -47,4 +49,7 @@ def lower_wavenet(model: WaveNet) -> Lowered:
     return Lowered(program, constants=constants)
 
 
-register_lowering(WaveNet, lower_wavenet)
+register_lowering(WaveNet, lower_wavenet,
+                  handles={"n_classes", "layers_per_block", "blocks", "kernel_size", "residual_channels",
+                           "gate_channels", "skip_channels", "global_cond_classes", "input"},
+                  ignores={"sample_rate": "metadata", "quantization": "decoding"})  # ids only; audio is decoded outside

@@ -1,14 +1,21 @@
 """Which models the fast path serves, and their programs cached per model until a weight changes.
 
-A family opts in with `register_lowering(ModelClass, fn)`, where `fn(model) -> Lowered` writes the family's
-`step` as a `Program` (engine/fast/program.py) and says where its state keeps the convolution queues, the ring
-clock and any per-row constants.  Families whose state is `queues: list[Tensor]` plus `t: int` (WaveNet,
-ByteNet's decoder, the hierarchical model) need only the program.
+A family opts in with `register_lowering(ModelClass, fn, handles=..., ignores=...)`, where `fn(model) -> Lowered`
+writes the family's `step` as a `Program` (engine/fast/program.py) and says where its state keeps the convolution
+queues, the ring clock and any per-row constants.  Families whose state is `queues: list[Tensor]` plus `t: int`
+(WaveNet, ByteNet's decoder, the hierarchical model) need only the program.
+
+The guard: a lowering restates the family's `step` by hand, so it also declares every field of the family's config
+it has read (`handles`) or knows not to matter for the cached step (`ignores`, field -> one-word reason).
+`why_not` refuses a model whose config sets any other field to a non-default value, so a field added to a config
+without touching its lowering sends those models to the eager path instead of silently generating as a different
+model (tests/engine/test_fast_guard.py checks that the declarations cover exactly each config's fields).
 """
 from __future__ import annotations
 
+import dataclasses
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -52,12 +59,73 @@ class Lowered:
     set_t: Callable[[Any, int], None] = field(default=_set_t)
 
 
+@dataclass(frozen=True)
+class Fields:
+    """The config fields a fast loop accounts for: read by it (`handles`) or irrelevant to the cached step
+    (`ignores`: field -> a word on why, e.g. "training", "metadata")."""
+
+    handles: frozenset[str]
+    ignores: Mapping[str, str]
+
+    @property
+    def declared(self) -> frozenset[str]:
+        return self.handles | frozenset(self.ignores)
+
+
 _LOWERINGS: dict[type, Callable[[Any], Lowered]] = {}
+_FIELDS: dict[type, Fields] = {}  # every model class with a fast loop: the op-list lowerings and SampleRNN's runner
 _CACHE: "weakref.WeakKeyDictionary[torch.nn.Module, tuple[tuple, Lowered]]" = weakref.WeakKeyDictionary()
 
 
-def register_lowering(model_cls: type, fn: Callable[[Any], Lowered]) -> None:
+def declare_fields(model_cls: type, handles: Iterable[str], ignores: Mapping[str, str]) -> None:
+    """Record which config fields the fast loop for `model_cls` accounts for (see the module docstring)."""
+    handles = frozenset(handles)
+    both = handles & set(ignores)
+    if both:
+        raise ValueError(f"{model_cls.__name__}: fields both handled and ignored: {sorted(both)}")
+    _FIELDS[model_cls] = Fields(handles, dict(ignores))
+
+
+def register_lowering(model_cls: type, fn: Callable[[Any], Lowered], *, handles: Iterable[str],
+                      ignores: Mapping[str, str]) -> None:
+    declare_fields(model_cls, handles, ignores)
     _LOWERINGS[model_cls] = fn
+
+
+def declared_fields() -> dict[type, Fields]:
+    """Model class -> the config fields its fast loop declares (for tests and docs)."""
+    return dict(_FIELDS)
+
+
+_NO_DEFAULT = object()
+
+
+def _default(f: dataclasses.Field) -> Any:
+    if f.default is not dataclasses.MISSING:
+        return f.default
+    if f.default_factory is not dataclasses.MISSING:
+        return f.default_factory()
+    return _NO_DEFAULT
+
+
+def config_reason(model: Any) -> str | None:
+    """Why the fast loop must not serve `model` because of its config: a field it does not declare holds a
+    value other than the field's default (a field without a default counts as set).  None when all is declared."""
+    fields = _FIELDS.get(type(model))
+    if fields is None:
+        return f"no fast program for {type(model).__name__}"
+    cfg = getattr(model, "config", None)
+    if cfg is None or not dataclasses.is_dataclass(cfg):
+        return f"the fast path reads a dataclass config; {type(model).__name__} has {type(cfg).__name__}"
+    for f in dataclasses.fields(cfg):
+        if f.name in fields.declared:
+            continue
+        value = getattr(cfg, f.name)
+        default = _default(f)
+        if default is _NO_DEFAULT or value != default:
+            return (f"the fast program for {type(model).__name__} does not handle the config field "
+                    f"{f.name}={value!r} (engine/fast: not declared by its lowering)")
+    return None
 
 
 def np32(t: torch.Tensor) -> np.ndarray:
@@ -84,7 +152,7 @@ def why_not(model: torch.nn.Module) -> str | None:
     fn = _LOWERINGS.get(type(model))
     if fn is None:
         return f"no fast program for {type(model).__name__}"
-    return weights_reason(model)
+    return config_reason(model) or weights_reason(model)
 
 
 def weights_reason(model: torch.nn.Module) -> str | None:

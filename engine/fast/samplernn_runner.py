@@ -2,7 +2,10 @@
 that continues an eager generation state.
 
 SampleRNN's step is not a chain of causal convolutions, so it does not go through `Program`: the kernel has its
-own loop (frame tiers at their boundaries, then the sample-level MLP) driven by small offset tables built here.
+own loop (frame tiers at their boundaries, then the sample-level MLP) driven by three small offset tables built
+here (T per frame tier, L per GRU layer, M for the MLP; their columns are named in engine/fast/kernel.py).
+Writing it as an op list would need ops the other families do not have (a branch per tier on the clock, a
+history shift, a GRU update, the folded-table sum) and an interpreter pass per op, for no shared code gained.
 The sample-level input Linear over the F embedded previous samples is folded into a table [F, V, mlp] (embedding
 row times its slice of the weight, in float64, rounded once), so a sample costs F row additions instead of a
 [F * E, mlp] matrix-vector product.
@@ -23,7 +26,7 @@ import torch
 from ..audio import dequantize
 from ..models.samplernn import SampleRNN
 from ..sampling import SamplingConfig
-from .lowering import Unsupported, _weights_key, weights_reason
+from .lowering import Unsupported, _weights_key, config_reason, declare_fields, weights_reason
 
 
 def serves(model: Any) -> bool:
@@ -36,16 +39,27 @@ def why_not(model: SampleRNN) -> str | None:
     return _model_reason(model) or _kernel_error()
 
 
+# The config fields srnn_step accounts for (the guard in engine/fast/lowering.py refuses any other set field).
+declare_fields(SampleRNN,
+               handles={"n_classes", "frame_sizes", "dim", "rnn_layers", "embed_dim", "mlp_dim", "global_cond_classes",
+                        "quantization",  # the dequantization table of the frame inputs
+                        "cell"},  # "gru" only: _model_reason refuses the others
+               ignores={"learn_h0": "training",  # requires_grad of h0; the state carries its value
+                        "sample_rate": "metadata"})
+
+
 def _model_reason(model: SampleRNN) -> str | None:
     if model.config.cell != "gru":
         return f"the fast path compiles GRU SampleRNN tiers only; this model uses {model.config.cell.upper()}"
-    return weights_reason(model)
+    return config_reason(model) or weights_reason(model)
 
 
 class _Packed:
-    """Flat float32 parameters, offset tables (see kernel.py) and the arena size for one model."""
+    """Flat float32 parameters, the offset tables T, L, M (columns named in engine/fast/kernel.py) and the arena
+    size for one model."""
 
     def __init__(self, model: SampleRNN):
+        from . import kernel as K  # the table layout lives with the compiled loop that reads it
         cfg = model.config
         chunks: list[np.ndarray] = []
         size = [0]
@@ -72,41 +86,45 @@ class _Packed:
         self.history = model.history
         gc = buf(dim)
         n_tiers = len(model.tiers)
-        T = np.zeros((n_tiers, 12), np.int64)
-        L = np.zeros((n_tiers, cfg.rnn_layers, 8), np.int64)
+        T = np.zeros((n_tiers, K.T_COLS), np.int64)
+        L = np.zeros((n_tiers, cfg.rnn_layers, K.L_COLS), np.int64)
         for k, tier in enumerate(model.tiers):
-            T[k, 0], T[k, 1], T[k, 2] = tier.frame_size, tier.ratio, tier.out_dim
-            T[k, 3], T[k, 4] = wt(tier.proj)
-            T[k, 5], T[k, 6] = wt(tier.upsample)
-            T[k, 7], T[k, 8] = buf(tier.frame_size), buf(dim)
+            t = T[k]
+            t[K.T_F], t[K.T_RATIO], t[K.T_OUT_DIM] = tier.frame_size, tier.ratio, tier.out_dim
+            t[K.T_PROJ_W], t[K.T_PROJ_B] = wt(tier.proj)
+            t[K.T_UP_W], t[K.T_UP_B] = wt(tier.upsample)
+            t[K.T_FRAME], t[K.T_X] = buf(tier.frame_size), buf(dim)
             for l in range(cfg.rnn_layers):
-                rnn = tier.rnn
-                L[k, l, 0] = add(getattr(rnn, f"weight_ih_l{l}").detach().float().t().numpy())
-                L[k, l, 1] = add(getattr(rnn, f"bias_ih_l{l}").detach().float().numpy())
-                L[k, l, 2] = add(getattr(rnn, f"weight_hh_l{l}").detach().float().t().numpy())
-                L[k, l, 3] = add(getattr(rnn, f"bias_hh_l{l}").detach().float().numpy())
-                L[k, l, 4], L[k, l, 5], L[k, l, 6] = buf(dim), buf(3 * dim), buf(3 * dim)
-                L[k, l, 7] = T[k, 8] if l == 0 else L[k, l - 1, 4]
-            T[k, 9] = buf(tier.ratio * tier.out_dim)
-            T[k, 10] = T[k - 1, 9] if k else -1
-            T[k, 11] = model.tiers[k - 1].frame_size if k else 0
+                rnn, g = tier.rnn, L[k, l]
+                g[K.L_W_IH] = add(getattr(rnn, f"weight_ih_l{l}").detach().float().t().numpy())
+                g[K.L_B_IH] = add(getattr(rnn, f"bias_ih_l{l}").detach().float().numpy())
+                g[K.L_W_HH] = add(getattr(rnn, f"weight_hh_l{l}").detach().float().t().numpy())
+                g[K.L_B_HH] = add(getattr(rnn, f"bias_hh_l{l}").detach().float().numpy())
+                g[K.L_H], g[K.L_GI], g[K.L_GH] = buf(dim), buf(3 * dim), buf(3 * dim)
+                g[K.L_INPUT] = t[K.T_X] if l == 0 else L[k, l - 1, K.L_H]
+            t[K.T_OUT] = buf(tier.ratio * tier.out_dim)
+            t[K.T_COND_IN] = T[k - 1, K.T_OUT] if k else -1
+            t[K.T_PARENT_F] = model.tiers[k - 1].frame_size if k else 0
         fl, e = cfg.frame_sizes[-1], cfg.embed_dim
         w = model.mlp.inp.weight.detach().double()  # [mlp, fl * E]
         emb = model.mlp.embed.weight.detach().double()  # [V, E]
         table = torch.stack([emb @ w[:, j * e:(j + 1) * e].t() for j in range(fl)]).float().numpy()
-        M = np.zeros(18, np.int64)
-        M[0] = add(table)
-        M[1] = add(model.mlp.inp.bias.detach().float().numpy())
-        M[2], M[3] = wt(model.mlp.hidden)
-        M[4], M[5] = wt(model.mlp.out)
-        M[6], M[7], M[8] = buf(mlp), buf(mlp), buf(v)
-        M[9], M[10], M[11], M[12] = T[-1, 9], fl, mlp, v
-        M[13], M[14], M[15], M[16] = gc, int(cfg.global_cond_classes > 0), dim, model.history
-        M[17] = add(dequantize(torch.arange(v), v, cfg.quantization).to(torch.float32).numpy())
+        M = np.zeros(K.M_COLS, np.int64)
+        M[K.M_TABLE] = add(table)
+        M[K.M_INP_B] = add(model.mlp.inp.bias.detach().float().numpy())
+        M[K.M_HID_W], M[K.M_HID_B] = wt(model.mlp.hidden)
+        M[K.M_OUT_W], M[K.M_OUT_B] = wt(model.mlp.out)
+        M[K.M_H0], M[K.M_H1], M[K.M_LOGITS] = buf(mlp), buf(mlp), buf(v)
+        M[K.M_COND], M[K.M_F_LAST], M[K.M_MLP], M[K.M_V] = T[-1, K.T_OUT], fl, mlp, v
+        M[K.M_GC], M[K.M_HAS_GC], M[K.M_DIM], M[K.M_HIST] = gc, int(cfg.global_cond_classes > 0), dim, model.history
+        M[K.M_DEQUANT] = add(dequantize(torch.arange(v), v, cfg.quantization).to(torch.float32).numpy())
         self.T, self.L, self.M = T, L, M
         self.params = np.concatenate(chunks)
         self.arena_size = arena[0]
         self.gc_off = gc
+        self.logits_off = int(M[K.M_LOGITS])
+        self.hidden_offs = [[int(L[k, l, K.L_H]) for l in range(cfg.rnn_layers)] for k in range(n_tiers)]
+        self.cond_offs = [(int(T[k, K.T_OUT]), int(T[k, K.T_RATIO]), int(T[k, K.T_OUT_DIM])) for k in range(n_tiers)]
 
 
 _CACHE: "weakref.WeakKeyDictionary[torch.nn.Module, tuple[tuple, _Packed]]" = weakref.WeakKeyDictionary()
@@ -156,12 +174,10 @@ class SampleRNNRunner:
         p, s, a = self.pack, self.state, self.arena
         self._check(s)
         self.hist[:] = s.hist.detach().cpu().numpy()
-        for k in range(len(p.T)):
-            for l in range(p.layers):
-                off = p.L[k, l, 4]
-                a[:, off:off + p.dim] = s.hidden[k][l].detach().float().cpu().numpy()
-            off, n = p.T[k, 9], p.T[k, 1] * p.T[k, 2]
-            a[:, off:off + n] = s.cond[k + 1].detach().float().cpu().numpy().reshape(self.batch_size, n)
+        for k, (off, r, od) in enumerate(p.cond_offs):
+            for l, h in enumerate(p.hidden_offs[k]):
+                a[:, h:h + p.dim] = s.hidden[k][l].detach().float().cpu().numpy()
+            a[:, off:off + r * od] = s.cond[k + 1].detach().float().cpu().numpy().reshape(self.batch_size, r * od)
         if s.gc is not None:
             a[:, p.gc_off:p.gc_off + p.dim] = s.gc.detach().float().cpu().numpy()
 
@@ -170,11 +186,9 @@ class SampleRNNRunner:
         p, s, a, b = self.pack, self.state, self.arena, self.batch_size
         s.t = t
         s.hist = torch.from_numpy(self.hist.copy())
-        s.hidden = [torch.from_numpy(np.stack([a[:, p.L[k, l, 4]:p.L[k, l, 4] + p.dim]
-                                               for l in range(p.layers)]).copy()) for k in range(len(p.T))]
+        s.hidden = [torch.from_numpy(np.stack([a[:, h:h + p.dim] for h in offs]).copy()) for offs in p.hidden_offs]
         conds = [s.cond[0]]
-        for k in range(len(p.T)):
-            off, r, od = p.T[k, 9], p.T[k, 1], p.T[k, 2]
+        for off, r, od in p.cond_offs:
             conds.append(torch.from_numpy(a[:, off:off + r * od].reshape(b, r, od).copy()))
         s.cond = conds
 
@@ -188,7 +202,7 @@ class SampleRNNRunner:
         self._load()
         first_step = logits is None
         if logits is not None:
-            lg = p.M[8]
+            lg = p.logits_off
             self.arena[:, lg:lg + p.vocab] = logits.detach().to(torch.float32).cpu().numpy()
         if last is not None:
             self.last[:] = last.detach().cpu().numpy()
@@ -203,7 +217,7 @@ class SampleRNNRunner:
 
     def logits(self) -> torch.Tensor:
         """The logits after the last step, [B, V] (a copy), for handing back to the eager path."""
-        lg = self.pack.M[8]
+        lg = self.pack.logits_off
         return torch.from_numpy(self.arena[:, lg:lg + self.pack.vocab].copy())
 
 
