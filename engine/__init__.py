@@ -1,6 +1,6 @@
 """Autoregressive Playground engine: models, sampling, codecs, checkpoints and the cached generator.
 
-No UI here.  Everything a caller needs is importable from `engine` directly (see DESIGN.md).
+No UI here.  Everything a caller needs is importable from `engine` directly (see docs/DESIGN.md).
 """
 from . import audio, text
 from .alphabet import describe as describe_alphabet

@@ -1,4 +1,4 @@
-"""The one protocol every generator implements (see DESIGN.md).
+"""The one protocol every generator implements (see docs/DESIGN.md).
 
 Every family is a next-token model over integer ids.  The generator, sampler, checkpoint loader, trainer
 and app only ever talk to this interface, so a new family plugs in by subclassing `AutoregressiveModel`
@@ -27,7 +27,7 @@ class TokenSpec:
 
 
 class AutoregressiveModel(nn.Module):
-    """Base class: `forward`, `init_state`, `step`, `prime` as DESIGN.md specifies.
+    """Base class: `forward`, `init_state`, `step`, `prime` as docs/DESIGN.md specifies.
 
     Subclasses set `family` (the registry name) and `config` (a dataclass), and implement the four methods.
     `prime` defaults to a loop over `step`; convolutional families override it with one parallel pass.

@@ -1,4 +1,4 @@
-"""Reusable checks of DESIGN.md's protocol invariant, for any family's tests to call."""
+"""Reusable checks of the protocol invariant (docs/DESIGN.md), for any family's tests to call."""
 from __future__ import annotations
 
 import torch
