@@ -68,7 +68,8 @@ def path_like(data: object) -> bool:
     if not isinstance(data, str) or not data.strip():
         return True  # a shipped model must name its data
     data = data.strip()
-    return data.startswith(("/", "~", "./", "\\")) or "../" in data or "..\\" in data or bool(re.match(r"^[A-Za-z]:[\\/]", data))
+    return (data.startswith(("/", "~", "./", "\\")) or "../" in data or "..\\" in data
+            or bool(re.match(r"^[A-Za-z]:[\\/]", data)))
 
 
 @pytest.mark.parametrize("md", DOCS, ids=lambda p: str(p.relative_to(ROOT)))
