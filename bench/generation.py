@@ -9,8 +9,9 @@ and the last yielded sample (so priming is excluded), once with one thread and o
     python bench/generation.py --layers 2 4 --no-write
 
 The second part compares the eager cached step with the compiled fast path (engine.fast) in the same
-run: default WaveNet at one thread and all threads, batch 1 and 8, plus the ByteNet decoder and the hierarchical
-model; samples/s, real-time factor at 16 kHz, and whether both paths made the same ids.
+run: default WaveNet at one thread and all threads, batch 1 and 8, plus the ByteNet decoder, the hierarchical
+model and SampleRNN (every family with a fast loop); samples/s, real-time factor at 16 kHz, and whether both paths
+made the same ids.  bench/compare_fast.py times the fast column of two checkouts against each other.
 
     python bench/generation.py --part fast     # only the eager-vs-fast table (its own section of BENCHMARKS.md)
     python bench/generation.py --part all      # both experiments
@@ -103,7 +104,9 @@ def fast_models() -> list[tuple[str, engine.AutoregressiveModel]]:
     torch.manual_seed(0)
     return [("WaveNet default (2×10, 32/64/128, 256 classes)", engine.build_model("wavenet").eval()),
             ("ByteNet decoder default (d 64, 3 sets × 5, k 3)", engine.build_model("bytenet").eval()),
-            ("hierarchical default (3 levels, width 128)", engine.build_model("hierarchical").eval())]
+            ("hierarchical default (3 levels, width 128)", engine.build_model("hierarchical").eval()),
+            ("SampleRNN 2-tier (frame 16, GRU 256, MLP 128; the demo models' shape)",
+             engine.build_model("samplernn", frame_sizes=[16], dim=256, mlp_dim=128, embed_dim=32).eval())]
 
 
 def rate(model, prompt, backend: str, seconds: float) -> tuple[float, float, torch.Tensor]:

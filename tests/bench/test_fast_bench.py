@@ -21,3 +21,10 @@ def test_measure_fast_small_wavenet():
         torch.set_num_threads(before)
     assert row["same_ids"] and row["compared"] > 0 and row["eager"] > 0 and row["fast"] > 0
     assert "fast ÷ eager" in fast_table([row])
+
+
+def test_the_fast_table_covers_every_family_with_a_fast_loop():
+    from bench.generation import fast_models
+    from engine.fast.lowering import declared_fields
+    families = {type(model).family for _, model in fast_models()}
+    assert families == {cls.family for cls in declared_fields()}
