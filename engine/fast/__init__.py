@@ -5,8 +5,9 @@
 invert the same float64 CDF (`sample_row` in engine/fast/kernel.py); the logits agree with torch's to about 1e-6.
 
 Pieces: program.py (the op list a family's step is written in), lower_<family>.py (one per family),
-lowering.py (registry and per-model cache), kernel.py (the compiled loop and sampler), runner.py (state glue);
-SampleRNN (GRU tiers) has its own loop in kernel.py and its runner in samplernn_runner.py.
+lowering.py (registry, per-model cache, and the guard: each fast loop declares the config fields it handles or
+ignores, and `why_not` refuses a model that sets any other field), kernel.py (the compiled loop and sampler),
+runner.py (state glue); SampleRNN (GRU tiers) has its own loop in kernel.py and its runner in samplernn_runner.py.
 """
 from __future__ import annotations
 
