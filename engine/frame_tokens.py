@@ -1,0 +1,82 @@
+"""Audio tokens: a k-means codebook that turns feature frames into discrete ids and back.
+
+The existing sequence families (RNN, ByteNet, hierarchical) model ids; with this codebook they model audio as a
+sequence of frame tokens (a few dozen for a spoken digit), and a frame-conditioned vocoder turns decoded frames
+back into samples.  Frames are standardised per channel (the training frames' mean and standard deviation)
+before the nearest-centroid search, so no one mel band dominates the distance.  The codebook is a handful of
+tensors (`to_tensors` / `from_tensors`) that a checkpoint stores beside the model weights.
+
+Fitting uses scikit-learn's KMeans (k-means++ initialisation, a fixed seed: the same frames give the same
+codebook); encoding and decoding are plain torch and need no scikit-learn.
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from .errors import UserError
+
+
+class CodebookError(UserError):
+    """Frames or ids that do not fit a codebook."""
+
+
+class FrameCodebook:
+    def __init__(self, centroids: torch.Tensor, mean: torch.Tensor, std: torch.Tensor):
+        if centroids.dim() != 2 or mean.shape != (centroids.shape[1],) or std.shape != mean.shape:
+            raise CodebookError("a codebook needs centroids [K, C] and a mean and std of C values each")
+        self.centroids, self.mean, self.std = centroids.float(), mean.float(), std.float()
+
+    @property
+    def size(self) -> int:
+        return self.centroids.shape[0]
+
+    @property
+    def channels(self) -> int:
+        return self.centroids.shape[1]
+
+    @classmethod
+    def fit(cls, frames: torch.Tensor, size: int, seed: int = 0, max_frames: int = 200_000) -> "FrameCodebook":
+        """Learn `size` centroids from frames [N, C] (at most `max_frames` of them, drawn with `seed`)."""
+        from sklearn.cluster import KMeans  # training-time only
+
+        frames = torch.as_tensor(frames, dtype=torch.float32)
+        if frames.dim() != 2 or frames.shape[0] < size:
+            raise CodebookError(f"fitting {size} tokens needs at least {size} frames [N, C], got shape "
+                                f"{tuple(frames.shape)}")
+        if frames.shape[0] > max_frames:
+            pick = torch.randperm(frames.shape[0], generator=torch.Generator().manual_seed(seed))[:max_frames]
+            frames = frames[pick.sort().values]
+        mean, std = frames.mean(0), frames.std(0).clamp(min=1e-3)
+        z = ((frames - mean) / std).numpy().astype(np.float64)
+        km = KMeans(n_clusters=size, init="k-means++", n_init=1, random_state=seed, max_iter=100).fit(z)
+        return cls(torch.from_numpy(km.cluster_centers_).float(), mean, std)
+
+    def encode(self, frames: torch.Tensor) -> torch.Tensor:
+        """Frames [B, C, F] (or [C, F]) -> ids [B, F] (or [F]) of the nearest centroids."""
+        single = frames.dim() == 2
+        frames = frames.unsqueeze(0) if single else frames
+        if frames.dim() != 3 or frames.shape[1] != self.channels:
+            raise CodebookError(f"this codebook reads frames of {self.channels} channels [B, C, F], got shape "
+                                f"{tuple(frames.shape)}")
+        z = (frames.transpose(1, 2).float() - self.mean.to(frames.device)) / self.std.to(frames.device)
+        ids = torch.cdist(z, self.centroids.to(frames.device).unsqueeze(0).expand(z.shape[0], -1, -1)).argmin(-1)
+        return ids[0] if single else ids
+
+    def decode(self, ids: torch.Tensor) -> torch.Tensor:
+        """Ids [B, F] (or [F]) -> frames [B, C, F] (or [C, F]): each id's centroid, back in feature units."""
+        ids = torch.as_tensor(ids, dtype=torch.long)
+        if ids.numel() and (int(ids.min()) < 0 or int(ids.max()) >= self.size):
+            raise CodebookError(f"token ids must be in 0..{self.size - 1}")
+        frames = self.centroids.to(ids.device)[ids] * self.std.to(ids.device) + self.mean.to(ids.device)
+        return frames.transpose(-1, -2).contiguous()
+
+    def to_tensors(self, prefix: str = "codebook.") -> dict[str, torch.Tensor]:
+        return {prefix + "centroids": self.centroids, prefix + "mean": self.mean, prefix + "std": self.std}
+
+    @classmethod
+    def from_tensors(cls, tensors: dict[str, torch.Tensor], prefix: str = "codebook.") -> "FrameCodebook":
+        try:
+            return cls(tensors[prefix + "centroids"], tensors[prefix + "mean"], tensors[prefix + "std"])
+        except KeyError as e:
+            raise CodebookError(f"the checkpoint has no codebook tensor {e.args[0]!r}") from None
