@@ -6,7 +6,7 @@ and registering itself with `engine.registry.register_family`.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
@@ -26,6 +26,22 @@ class TokenSpec:
     symbols: list[int] | None = None  # text only: the ids a model with an alphabet knows (engine.alphabet); None = all
 
 
+@dataclass
+class TrainingOutput:
+    """What `AutoregressiveModel.training_forward` hands the trainer, which scores it (trainers.losses).
+
+    The trainer computes the masked next-token cross-entropy itself, once for every family, and decides which
+    positions count (real targets with a full receptive field of context); a family only says what differs.
+    """
+
+    logits: torch.Tensor  # [B, T, V] teacher-forced: logits[:, t] predicts the token after x[:, t]
+    rows: slice = field(default_factory=lambda: slice(None))  # rows whose targets count (sub-batch norm's
+    # auxiliary rows are left out; the default, all)
+    penalties: dict[str, torch.Tensor] = field(default_factory=dict)  # regularizers by name, already weighted,
+    # in nats per counted target (added to the mean cross-entropy; logged apart); training mode only
+    state: Any = None  # stateful families (`training_stateful`): the state after this chunk
+
+
 class AutoregressiveModel(nn.Module):
     """Base class: `forward`, `init_state`, `step`, `prime` as docs/DESIGN.md specifies.
 
@@ -35,6 +51,7 @@ class AutoregressiveModel(nn.Module):
 
     family: str = ""
     config: Any
+    training_stateful: bool = False  # True: trained by truncated BPTT over consecutive chunks (training_forward)
 
     @property
     def receptive_field(self) -> int | None:
@@ -66,6 +83,17 @@ class AutoregressiveModel(nn.Module):
         for t in range(x.shape[1]):
             logits, state = self.step(x[:, t], state)
         return logits, state
+
+    def training_forward(self, x: torch.Tensor, cond: Any = None, state: Any = None,
+                         reset: torch.Tensor | None = None) -> TrainingOutput:
+        """The training hook: teacher-forced logits for inputs x [B, T] and what the trainer must know besides.
+
+        Default: `TrainingOutput(self(x, cond))`.  A family overrides it only to leave rows out of the loss
+        (`rows`), add regularizers (`penalties`) or carry a state between chunks: with `training_stateful`, the
+        trainer passes back the `state` of the previous chunk (detached; None on the first chunk and when
+        evaluating) and `reset` [B] (bool), the rows that begin a new sequence in this chunk and must start afresh.
+        """
+        return TrainingOutput(self(x, cond))
 
     @property
     def decode_options(self) -> dict[str, Any]:

@@ -13,11 +13,13 @@ The loss per scored target is
 
 where H is the cross-entropy from the teachers' averaged distribution to the student's, both at temperature T
 (T^2 keeps the soft term's gradient scale independent of T).  The trainer logs the hard cross-entropy as `ce`
-and the difference as `distill` (through `model.last_penalties`), and evaluation always scores the plain
-next-token cross-entropy, so held-out numbers stay comparable with models trained without teachers.
+and the difference as `distill` (a penalty of the `LossOut`, like a family's regularizers, which are added as
+in the plain loss), and evaluation always scores the plain next-token cross-entropy, so held-out numbers stay
+comparable with models trained without teachers.
 
-Distillation goes through the default next-token loss (trainers.losses.next_token_loss): families with a loss
-of their own (SampleRNN's stateful chunks) are refused with a message rather than silently trained another way.
+Distillation reads the student through the same training hook and counts the same targets as the plain loss
+(trainers.losses: `training_forward`, `counted`, `token_nats`), so any family can be distilled except a stateful
+one (SampleRNN's truncated-BPTT chunks), which is refused with a message rather than silently trained another way.
 """
 from __future__ import annotations
 
@@ -31,7 +33,7 @@ from engine.checkpoint import CheckpointError, load_model
 from engine.protocol import AutoregressiveModel
 
 from .data import Batch
-from .losses import LossFn, LossOut, conditioning, context_mask, next_token_loss
+from .losses import LossFn, LossOut, conditioning, counted, token_nats, training_forward, with_penalties
 
 
 class DistillError(ValueError):
@@ -101,25 +103,26 @@ def distillation_loss(teachers: Sequence[AutoregressiveModel], weight: float, te
                            f"{temperature}")
 
     def loss(model: AutoregressiveModel, batch: Batch, state=None) -> LossOut:
-        logits = model(batch.x, conditioning(model, batch)).float()
-        mask = context_mask(batch, model.receptive_field).reshape(-1)
-        vocab = logits.shape[-1]
-        ce = F.cross_entropy(logits.reshape(-1, vocab), batch.y.reshape(-1), reduction="none")
-        target = teacher_log_probs(teachers, batch, temperature).reshape(-1, vocab).exp()
-        student = F.log_softmax(logits.reshape(-1, vocab) / temperature, dim=-1)
+        out = training_forward(model, batch)
+        logits, y, mask = counted(out, batch, model.receptive_field)
+        logits = logits.float()
+        ce = token_nats(logits, y)
+        target = teacher_log_probs(teachers, batch, temperature)[out.rows].to(logits.device).exp()
+        student = F.log_softmax(logits / temperature, dim=-1)
         # ids outside an alphabet have -inf logits in both; 0 * -inf must count as 0, not NaN
         soft = -(target * student.masked_fill(target == 0, 0.0)).sum(-1) * temperature ** 2
         per_target = (1.0 - weight) * ce + weight * soft
         count = mask.sum()
         nats_sum = (per_target * mask).sum()
         ce_mean = float((ce.detach() * mask).sum()) / max(int(count), 1)
-        model.last_penalties = {"distill": float(nats_sum.detach()) / max(int(count), 1) - ce_mean}
-        return LossOut(nats_sum, count)
+        distill = float(nats_sum.detach()) / max(int(count), 1) - ce_mean
+        nats_sum, penalties = with_penalties(nats_sum, count, out.penalties)
+        return LossOut(nats_sum, count, None, {"distill": distill, **penalties})
 
     return loss
 
 
-def check_distillable(model: AutoregressiveModel, loss_fn: LossFn, stateful: bool) -> None:
-    if stateful or loss_fn is not next_token_loss:
-        raise DistillError(f"the {model.family} family trains with a loss of its own; distillation supports "
-                           "families trained with plain next-token cross-entropy")
+def check_distillable(model: AutoregressiveModel) -> None:
+    if model.training_stateful:
+        raise DistillError(f"the {model.family} family trains statefully (truncated BPTT over consecutive chunks); "
+                           "distillation supports families whose training windows stand alone")

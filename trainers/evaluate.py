@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import math
 import os
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -12,7 +13,7 @@ from engine.checkpoint import load_model, read_meta
 from engine.protocol import AutoregressiveModel
 
 from .data import SequenceDataset, load_dataset
-from .losses import resolve_loss
+from .losses import next_token_loss
 
 
 @dataclass
@@ -30,7 +31,6 @@ def evaluate(model: AutoregressiveModel, data: SequenceDataset, split: str = "va
              batch_size: int = 16, max_tokens: int | None = None, device: torch.device | str | None = None,
              autocast: torch.autocast | None = None) -> EvalResult:
     """Score every target of `split` once (up to `max_tokens`), each with a full receptive field of context."""
-    loss_fn, _ = resolve_loss(model)
     device = device or model.device
     was_training = model.training
     model.eval()
@@ -38,11 +38,8 @@ def evaluate(model: AutoregressiveModel, data: SequenceDataset, split: str = "va
     nats, count = 0.0, 0
     for batch in data.eval_batches(split, batch_size, seq_len, context, max_tokens):
         batch = batch.to(device)
-        if autocast is not None:
-            with autocast:
-                out = loss_fn(model, batch, None)
-        else:
-            out = loss_fn(model, batch, None)
+        with autocast if autocast is not None else nullcontext():
+            out = next_token_loss(model, batch, None, regularized=False)  # the cross-entropy alone
         nats += float(out.nats_sum)
         count += int(out.count)
     model.train(was_training)

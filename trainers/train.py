@@ -36,7 +36,7 @@ from .config import TrainConfig
 from .data import DataError, SequenceDataset, StreamSampler, fit_alphabet, load_dataset
 from .distill import DistillError, check_distillable, distillation_loss, load_teachers
 from .evaluate import evaluate
-from .losses import LossOut, detach_state, resolve_loss
+from .losses import detach_state, next_token_loss
 
 log = logging.getLogger("trainers.train")
 
@@ -54,7 +54,7 @@ class _LossModule(nn.Module):
 
     def forward(self, batch, state):
         out = self.loss_fn(self.model, batch, state)
-        return out.nats_sum, out.count, out.state
+        return out.nats_sum, out.count, out.state, out.penalties
 
 
 def build(cfg: TrainConfig) -> tuple[Any, SequenceDataset]:
@@ -154,10 +154,10 @@ def _train(cfg: TrainConfig, resume: bool, progress: bool, d: distributed.Dist) 
     model, data = build(cfg)
     model.to(d.device)
     shard = data.shard(d.rank, d.world)
-    loss_fn, stateful = resolve_loss(model)
+    loss_fn, stateful = next_token_loss, model.training_stateful
     if cfg.teachers:
         try:
-            check_distillable(model, loss_fn, stateful)
+            check_distillable(model)
             teachers = load_teachers(cfg.teachers, model, d.device)
             loss_fn = distillation_loss(teachers, cfg.distill_weight, cfg.distill_temperature)
         except DistillError as e:
@@ -232,7 +232,7 @@ def _train(cfg: TrainConfig, resume: bool, progress: bool, d: distributed.Dist) 
                 group["lr"] = lr
             batch = (stream.next() if stream else shard.sample_batch("train", cfg.batch_size, window, gen)).to(d.device)
             with autocast:
-                nats_sum, count, state = net(batch, state)
+                nats_sum, count, state, penalties = net(batch, state)
             loss = nats_sum / count.clamp(min=1)
             optimizer.zero_grad(set_to_none=True)
             if scaler is not None:
@@ -253,7 +253,7 @@ def _train(cfg: TrainConfig, resume: bool, progress: bool, d: distributed.Dist) 
             elapsed += now - t_last
             t_last = now
             run_loss, run_n = run_loss + float(loss.detach()), run_n + 1
-            for name, value in (getattr(model, "last_penalties", None) or {}).items():
+            for name, value in penalties.items():
                 run_penalties[name] = run_penalties.get(name, 0.0) + value
             if bar is not None:
                 bar.update(1)

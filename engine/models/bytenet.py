@@ -11,11 +11,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from ..layers.bytenet import BLOCKS, NORMS, ByteNetHead, ByteNetStack, SubBatchNorm
-from ..protocol import AutoregressiveModel, TokenSpec
+from ..protocol import AutoregressiveModel, TokenSpec, TrainingOutput
 from ..registry import register_family
 from ..text import BYTE_VOCAB, NEWLINE
 
@@ -66,8 +65,6 @@ class ByteNet(AutoregressiveModel):
         self.stack = ByteNetStack(cfg.d, cfg.dilations, cfg.kernel_size, cfg.block, cfg.norm, causal=True,
                                   aux_fraction=cfg.subbatch_aux_fraction, dropout=cfg.dropout)
         self.head = ByteNetHead(cfg.d, cfg.vocab_size, cfg.norm, cfg.subbatch_aux_fraction)
-        if cfg.norm == "subbatch":  # only then does the trainer need a loss of ours (see trainers/losses.py)
-            self.training_loss = self._subbatch_training_loss
 
     @property
     def receptive_field(self) -> int:
@@ -83,17 +80,10 @@ class ByteNet(AutoregressiveModel):
             return slice(0, batch_size - SubBatchNorm.aux_rows(batch_size, self.config.subbatch_aux_fraction))
         return slice(None)
 
-    def _subbatch_training_loss(self, batch, state=None) -> tuple[torch.Tensor, torch.Tensor]:
-        """The trainer's default next-token loss (targets with a full receptive field of real context, or at a
-        sequence start), counted on the main rows only: the auxiliary rows saw their own future."""
-        logits = self(batch.x)
-        t = torch.arange(batch.x.shape[1], device=batch.x.device)
-        mask = batch.mask & (batch.fresh.unsqueeze(1) | (t >= self.receptive_field - 1).unsqueeze(0))
-        rows = self.loss_rows(batch.x.shape[0])
-        ce = F.cross_entropy(logits[rows].float().reshape(-1, logits.shape[-1]), batch.y[rows].reshape(-1),
-                             reduction="none")
-        m = mask[rows].reshape(-1)
-        return (ce * m).sum(), m.sum()
+    def training_forward(self, x: torch.Tensor, cond=None, state=None, reset=None) -> TrainingOutput:
+        """The default hook, but with sub-batch norm only the main rows count: the auxiliary rows saw their own
+        future through the statistics."""
+        return TrainingOutput(self(x, cond), rows=self.loss_rows(x.shape[0]))
 
     def forward(self, x: torch.Tensor, cond=None) -> torch.Tensor:
         if cond is not None:

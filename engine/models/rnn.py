@@ -4,7 +4,7 @@ ids -> embedding -> layers of a recurrent cell (lstm, gru, jzs1, jzs2, jzs3, irn
 with dropout between them -> linear head.  On top of the plain LM:
 - the norm-stabilizer (Krueger & Memisevic 2016), β · mean_t (‖h_t‖ − ‖h_{t−1}‖)², on the hidden states
   and/or the logits: `norm_stabilizer(hiddens, logits)` returns the penalties by name, so a trainer adds them
-  to the loss and reports them apart from the cross-entropy (`forward_with_hiddens` gives what it needs);
+  to the loss and reports them apart from the cross-entropy (`training_forward` hands them over);
 - hidden-state averaging at decode time: the state fed to the next step is
   influence · mean(h_1..h_t) + (1 − influence) · h_t.  The influence lives in the decoding state
   (`init_state(..., influence=)`, default `model.averaging_influence`), so `engine.generate` needs no option;
@@ -17,12 +17,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from ..layers.rnn_cells import CELLS, State
 from ..layers.rnn_stack import AveragingState, RNNStack
-from ..protocol import AutoregressiveModel, TokenSpec
+from ..protocol import AutoregressiveModel, TokenSpec, TrainingOutput
 from ..registry import register_family
 from ..text import BYTE_VOCAB, NEWLINE
 
@@ -79,7 +78,6 @@ class RNN(AutoregressiveModel):
         self.rnn = RNNStack(cfg.cell, emb, cfg.hidden_size, cfg.layers, cfg.dropout, cfg.irnn_scale, cfg.devices)
         self.head = nn.Linear(cfg.hidden_size, cfg.vocab_size)
         self.averaging_influence = cfg.averaging_influence  # decode-time option; the app may change it
-        self.last_penalties: dict[str, float] = {}
         if self.rnn.devices:
             self.embed.to(self.rnn.devices[0])
             self.head.to(self.rnn.devices[-1])
@@ -112,19 +110,11 @@ class RNN(AutoregressiveModel):
             out["norm_stabilizer_logits"] = self.config.norm_stabilizer_logits * norm_stabilizer_term(logits)
         return out
 
-    def training_loss(self, batch, state=None) -> tuple[torch.Tensor, torch.Tensor]:
-        """Next-token cross-entropy summed over real targets, plus (in training mode only) the norm-stabilizer
-        penalties, added as penalty x count so the trainer's mean is CE + penalty.  The penalties of the last
-        call are kept in `last_penalties` (floats by name) for a trainer to report apart from the CE."""
-        logits, hiddens = self.forward_with_hiddens(batch.x)
-        y, mask = batch.y.to(logits.device), batch.mask.to(logits.device).reshape(-1)
-        ce = F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), y.reshape(-1), reduction="none")
-        nats, count = (ce * mask).sum(), mask.sum()
-        penalties = self.norm_stabilizer(hiddens, logits) if self.training else {}
-        self.last_penalties = {k: float(v.detach()) for k, v in penalties.items()}
-        if penalties:
-            nats = nats + sum(penalties.values()) * count
-        return nats, count
+    def training_forward(self, x: torch.Tensor, cond=None, state=None, reset=None) -> TrainingOutput:
+        """Teacher-forced logits plus, in training mode only, the norm-stabilizer penalties by name, which the
+        trainer adds to the mean cross-entropy and reports apart from it."""
+        logits, hiddens = self.forward_with_hiddens(x, cond)
+        return TrainingOutput(logits, penalties=self.norm_stabilizer(hiddens, logits) if self.training else {})
 
     @property
     def decode_options(self) -> dict[str, float]:

@@ -32,7 +32,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..audio import QUANTIZATIONS, dequantize, quantize
-from ..protocol import AutoregressiveModel, TokenSpec
+from ..protocol import AutoregressiveModel, TokenSpec, TrainingOutput
 from ..registry import register_family
 
 CELLS = ("gru", "lstm")
@@ -258,29 +258,26 @@ class SampleRNN(AutoregressiveModel):
             state = self.init_state(x.shape[0], cond, x.device)
         return self._advance(state, x)
 
-    # ---- truncated BPTT in the trainer (trainers.losses: `training_loss` + `training_stateful`) ---------------
+    # ---- truncated BPTT in the trainer (the protocol's `training_forward` with `training_stateful`) ----------
     training_stateful = True
 
-    def training_loss(self, batch, state: SampleRNNState | None = None):
-        """(summed nats, counted targets, state) for one chunk of each row's long sequence.
+    def training_forward(self, x: torch.Tensor, cond=None, state: SampleRNNState | None = None,
+                         reset: torch.Tensor | None = None) -> TrainingOutput:
+        """Logits for one chunk of each row's long sequence, and the state after it.
 
-        `state` is the previous chunk's (already detached by the trainer); rows with `batch.reset` start afresh
-        from `init_state`.  Carrying a state needs chunks whose length is a multiple of the top frame size, so
-        that every row's frames stay aligned to the same grid."""
-        x = batch.x
+        `state` is the previous chunk's (already detached by the trainer); rows flagged in `reset` [B] start
+        afresh from `init_state` (all rows when `reset` is None).  Carrying a state needs chunks whose length is a
+        multiple of the top frame size, so that every row's frames stay aligned to the same grid."""
         B, T = x.shape
-        cond = batch.cond if self.config.global_cond_classes else None
-        fresh = self.init_state(B, cond, x.device)
+        fresh = self.init_state(B, cond if self.config.global_cond_classes else None, x.device)
         if state is not None:
             if state.t % self.history or T % self.history:
                 raise ValueError(f"stateful SampleRNN training needs seq_len divisible by the top frame size "
                                  f"{self.history}, got {T}")
-            reset = batch.reset if batch.reset is not None else torch.ones(B, dtype=torch.bool, device=x.device)
+            reset = reset if reset is not None else torch.ones(B, dtype=torch.bool, device=x.device)
             state = _mix_rows(state, fresh, reset)
         logits, state = self._advance(fresh if state is None else state, x)
-        ce = F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), batch.y.reshape(-1), reduction="none")
-        mask = batch.mask.reshape(-1)
-        return (ce * mask).sum(), mask.sum(), state
+        return TrainingOutput(logits, state=state)
 
     def step(self, x_t: torch.Tensor, state: SampleRNNState) -> tuple[torch.Tensor, SampleRNNState]:
         """One sample: the sample level every time; a frame tier only when this sample completes its frame.

@@ -26,7 +26,7 @@ from ..layers.attention import ATTENTIONS, Attention
 from ..layers.bytenet import BLOCKS, NORMS, ByteNetHead, ByteNetStack, SubBatchNorm
 from ..layers.rnn_cells import CELLS, State
 from ..layers.rnn_stack import AveragingState, RNNStack
-from ..protocol import AutoregressiveModel, TokenSpec
+from ..protocol import AutoregressiveModel, TokenSpec, TrainingOutput
 from ..registry import register_family
 from ..text import BYTE_VOCAB
 from .bytenet import ByteNetState
@@ -312,15 +312,10 @@ class Seq2Seq(AutoregressiveModel):
         return self._cap(logits.unsqueeze(1), pos, state.limit)[:, 0], state
 
     # ---- training -----------------------------------------------------------------------------------------
-    def training_loss(self, batch, state=None) -> tuple[torch.Tensor, torch.Tensor]:
-        """(summed cross-entropy in nats over real target positions, their count) for a trainers Batch with
-        `src`/`src_mask` (padding in the source is masked, not encoded as bytes)."""
-        enc = self.encode(batch.src, batch.src_mask)
-        logits = self(batch.x, enc)
-        rows = self.loss_rows(batch.x.shape[0])
-        ce = F.cross_entropy(logits[rows].float().reshape(-1, VOCAB), batch.y[rows].reshape(-1), reduction="none")
-        mask = batch.mask[rows].reshape(-1)
-        return (ce * mask).sum(), mask.sum()
+    def training_forward(self, x: torch.Tensor, cond=None, state=None, reset=None) -> TrainingOutput:
+        """Teacher-forced logits given `cond`, the encoded source (`encode(src, src_mask)`: source padding is
+        masked, not read as bytes); with a ByteNet decoder under sub-batch norm only the main rows count."""
+        return TrainingOutput(self(x, cond), rows=self.loss_rows(x.shape[0]))
 
     def loss_rows(self, batch_size: int) -> slice:
         """All rows, except the auxiliary ones of a ByteNet decoder with sub-batch norm in training."""

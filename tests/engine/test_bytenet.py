@@ -95,17 +95,19 @@ def test_bad_config_is_named():
         engine.build_model("bytenet", block="gated")
 
 
-def test_subbatch_training_loss_skips_aux_rows_and_plain_models_use_the_default():
-    from types import SimpleNamespace
-    assert not hasattr(tiny("residual", "layer"), "training_loss")  # the trainer's default loss applies
-    model = tiny("residual", "subbatch").train()
+def test_training_forward_leaves_out_the_aux_rows_of_subbatch_norm_only():
+    """The trainer's hook: the logits of forward, and with sub-batch norm in training only the main rows count."""
     x = torch.randint(0, 256, (4, 20))
-    batch = SimpleNamespace(x=x, y=torch.roll(x, -1, 1), mask=torch.ones(4, 20, dtype=torch.bool),
-                            fresh=torch.tensor([True, False, False, False]))
-    nats, count = model.training_loss(batch)
-    field = model.receptive_field
-    assert count.item() == 20 + 2 * (20 - (field - 1))  # 3 main rows: one fresh, two windows past the field
-    nats.backward()
+    plain = tiny("residual", "layer").train()
+    out = plain.training_forward(x)
+    assert out.rows == slice(None) and out.penalties == {} and out.state is None
+    torch.manual_seed(0)
+    model = tiny("residual", "subbatch").train()
+    out = model.training_forward(x)
+    assert out.rows == slice(0, 3)  # one auxiliary row of four
+    assert torch.allclose(out.logits, model(x), atol=1e-6)
+    out.logits[out.rows].sum().backward()
+    assert model.eval().training_forward(x).rows == slice(None)
 
 
 def test_shipped_shakespeare_model_loads_and_keeps_the_invariant():

@@ -161,17 +161,20 @@ def test_checkpoint_round_trip(tmp_path):
     assert ids.shape == (1, 12)
 
 
-def test_training_loss_adds_penalties_in_training_only():
-    from types import SimpleNamespace
-    model = tiny("jzs3", norm_stabilizer_hidden=1.0).train()
+def test_training_forward_gives_penalties_in_training_only():
+    model = tiny("jzs3", norm_stabilizer_hidden=1.0, norm_stabilizer_logits=0.5).train()
     x = torch.randint(0, 256, (2, 6))
-    batch = SimpleNamespace(x=x, y=torch.roll(x, -1, 1), mask=torch.ones(2, 6, dtype=torch.bool))
-    nats, count = model.training_loss(batch)
-    pen = model.last_penalties["norm_stabilizer_hidden"]
-    model.eval()
-    plain, _ = model.training_loss(batch)
-    assert model.last_penalties == {}
-    assert nats.item() == pytest.approx(plain.item() + pen * count.item(), rel=1e-5)
+    out = model.training_forward(x)
+    logits, hiddens = model.forward_with_hiddens(x)
+    assert torch.allclose(out.logits, logits)
+    assert set(out.penalties) == {"norm_stabilizer_hidden", "norm_stabilizer_logits"}
+    want = torch.stack([norm_stabilizer_term(h) for h in hiddens]).mean()
+    assert out.penalties["norm_stabilizer_hidden"].item() == pytest.approx(want.item(), rel=1e-5)
+    assert out.penalties["norm_stabilizer_logits"].item() == pytest.approx(0.5 * norm_stabilizer_term(logits).item(),
+                                                                           rel=1e-5)
+    assert out.rows == slice(None) and out.state is None
+    assert model.eval().training_forward(x).penalties == {}
+    assert not hasattr(model, "last_penalties")  # nothing is written onto the model
 
 
 def test_names_model_stops_at_newline():

@@ -106,22 +106,16 @@ def test_config_validation():
         model(torch.zeros(1, 4, dtype=torch.long), cond=torch.tensor([0]))
 
 
-def test_training_loss_resets_rows_and_matches_separate_runs():
+def test_training_forward_resets_rows_and_matches_separate_runs():
     """The trainer hook: a row flagged `reset` starts afresh while the other row carries its state on."""
-    from types import SimpleNamespace
     model = _model([4, 2], "lstm", gc=3).eval()
     a, b = torch.randint(0, 16, (1, 17)), torch.randint(0, 16, (1, 9))
     cond = torch.tensor([1, 2])
-
-    def batch(x, y, reset):
-        return SimpleNamespace(x=x, y=y, mask=torch.ones_like(x, dtype=torch.bool), cond=cond, reset=reset)
-
     with torch.no_grad():
-        _, _, st = model.training_loss(batch(torch.cat([a[:, :8], b[:, :8]]), torch.cat([a[:, 1:9], b[:, 1:9]]),
-                                             torch.tensor([True, True])))
-        nats, count, _ = model.training_loss(batch(torch.cat([a[:, 8:16], b[:, :8]]),
-                                                   torch.cat([a[:, 9:17], b[:, 1:9]]), torch.tensor([False, True])),
-                                             st)
-        want_a = F.cross_entropy(model(a[:, :16], cond[:1])[0, 8:], a[0, 9:17], reduction="sum")
-        want_b = F.cross_entropy(model(b[:, :8], cond[1:])[0], b[0, 1:9], reduction="sum")
-    assert count == 16 and abs(nats.item() - (want_a + want_b).item()) < 1e-4
+        first = model.training_forward(torch.cat([a[:, :8], b[:, :8]]), cond, None, torch.tensor([True, True]))
+        second = model.training_forward(torch.cat([a[:, 8:16], b[:, :8]]), cond, first.state,
+                                        torch.tensor([False, True]))
+        assert torch.allclose(second.logits[0], model(a[:, :16], cond[:1])[0, 8:], atol=1e-5)
+        assert torch.allclose(second.logits[1], model(b[:, :8], cond[1:])[0], atol=1e-5)
+    assert second.rows == slice(None) and second.penalties == {}
+
