@@ -3,15 +3,19 @@
     python -m trainers train --family wavenet --data clips/ --out runs/demo --preset small --minutes 10
 
 One step = a batch of random windows (or, for stateful families, the next truncated-BPTT chunk of each row's
-sequence; see trainers.losses), the family's loss (next-token cross-entropy by default, counting only targets
-with a full receptive field of real context), AdamW with warm-up + cosine learning rate, gradient clipping, and
-autocast on CUDA.  Every `eval_every` steps the held-out split is scored in nats and bits per token; the best
-model is written with `engine.save_model` to RUN_DIR/best/, and a resumable RUN_DIR/last/ (trainers.state) is
-written every `checkpoint_every` steps and at the end.  The run stops at `max_steps` or after `minutes` of
+sequence; see trainers.losses), the loss (trainers.losses: next-token cross-entropy over the targets with a
+full receptive field of real context, plus the family's penalties; or the distillation loss), AdamW with
+warm-up + cosine learning rate, gradient clipping, and autocast on CUDA.  Every `eval_every` steps the
+held-out split is scored in nats and bits per token; the best model is written with `engine.save_model` to
+RUN_DIR/best/, and a resumable RUN_DIR/last/ (trainers.state) is written every `checkpoint_every` steps and at
+the end.  The run stops at `max_steps` or after `minutes` of
 training (resumes included), whichever comes first; SIGTERM/SIGINT stop it cleanly after the current step.
 
 Under torchrun each rank trains on its own shard of the data in DistributedDataParallel and rank 0 alone
 evaluates and writes (trainers.distributed).
+
+The run is a `_Run`: `restore` (build, or resume from last/), then `loop` over `train_step` with its train
+records, `evaluate` (keeps best/) and `save_last`, then `finish` (final evaluation, last/, status).
 """
 from __future__ import annotations
 
@@ -46,7 +50,7 @@ class TrainError(ValueError):
 
 
 class _LossModule(nn.Module):
-    """model + loss in one module, so DistributedDataParallel sees every loss (custom ones too) as a forward."""
+    """model + loss in one module, so DistributedDataParallel sees the loss (distillation too) as a forward."""
 
     def __init__(self, model: nn.Module, loss_fn):
         super().__init__()
@@ -142,164 +146,238 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> dict
 
 
 def _train(cfg: TrainConfig, resume: bool, progress: bool, d: distributed.Dist) -> dict:
-    if not cfg.out:
-        raise TrainError("no output folder given (--out)")
-    out = Path(cfg.out)
-    if cfg.threads:
-        torch.set_num_threads(cfg.threads)
-    last_path = ckpt.find_last(out / runfiles.LAST) if resume else None
-    if resume and last_path is None:
-        raise TrainError(f"nothing to resume in {out}: no complete {runfiles.LAST}/ checkpoint")
-    torch.manual_seed(cfg.seed)  # the same initial weights on every rank and every run of this config
-    model, data = build(cfg)
-    model.to(d.device)
-    shard = data.shard(d.rank, d.world)
-    loss_fn, stateful = next_token_loss, model.training_stateful
-    if cfg.teachers:
-        try:
-            check_distillable(model)
-            teachers = load_teachers(cfg.teachers, model, d.device)
-            loss_fn = distillation_loss(teachers, cfg.distill_weight, cfg.distill_temperature)
-        except DistillError as e:
-            raise TrainError(str(e)) from None
-    optimizer = _optimizer(model, cfg)
-    gen = torch.Generator().manual_seed(cfg.seed + d.rank)
-    torch.manual_seed(cfg.seed + d.rank)
-    step, elapsed, best = 0, 0.0, math.inf
-    if last_path is not None:
-        from safetensors.torch import load_file
-        tstate, tensors = ckpt.load_last(last_path)
-        model.load_state_dict(load_file(str(last_path / "model.safetensors")))
-        ckpt.restore(optimizer, gen, tstate, tensors)
-        if d.enabled:  # every rank restores rank 0's files; give the ranks their own data streams again
-            gen.manual_seed(cfg.seed + d.rank + 7919 * tstate["step"])
-        step, elapsed = tstate["step"], tstate["elapsed_s"]
-        best = math.inf if tstate.get("best_val") is None else tstate["best_val"]
-    if d.main:
-        out.mkdir(parents=True, exist_ok=True)
-        runfiles.write_json(out / runfiles.RUN_FILE, cfg.to_dict())
-    autocast, scaler = _autocast(d.device, cfg.amp)
-    net: nn.Module = _LossModule(model, loss_fn)
-    if d.enabled:
-        net = nn.parallel.DistributedDataParallel(
-            net, device_ids=[d.device.index] if d.device.type == "cuda" else None,
-            find_unused_parameters=True)  # e.g. WaveNet's last residual 1x1 feeds nothing
-    rf = model.receptive_field
-    window = cfg.seq_len + (rf - 1 if rf and not stateful else 0)
-    stream = StreamSampler(shard, "train", cfg.batch_size, cfg.seq_len, gen) if stateful else None
-    budget = cfg.minutes * 60 if cfg.minutes else None
-    train_meta = _training_meta(cfg, data, model)
-    summary: dict[str, Any] = {"steps": step, "val_loss": None if math.isinf(best) else best}
-
-    def status(**kw: Any) -> None:
-        if d.main:
-            runfiles.update_status(out, total=cfg.max_steps, family=cfg.family, **kw)
-
-    def do_eval() -> float:
-        res = evaluate(model, data, "val", cfg.seq_len, cfg.eval_batch_size, cfg.eval_tokens, d.device,
-                       autocast if d.device.type == "cuda" else None)
-        runfiles.append_metric(out, {"step": step, "split": "val", "loss": res.nats, "bits": res.bits,
-                                     "tokens": res.tokens, "time": time.time()})
-        return res.nats
-
-    def save_last() -> None:
-        ckpt.save_last(out / runfiles.LAST, model, optimizer, gen,
-                       {"step": step, "elapsed_s": elapsed, "best_val": None if math.isinf(best) else best,
-                        "scaler": scaler.state_dict() if scaler else None},
-                       **train_meta, steps=step)
-
-    status(state="running", step=step, pid=_pid(), error=None, started=time.time(), device=str(d.device),
-           world_size=d.world, tokens_train=data.num_tokens("train"), tokens_val=data.num_tokens("val"))
-    if scaler is not None and last_path is not None and tstate.get("scaler"):
-        scaler.load_state_dict(tstate["scaler"])
-    bar = _bar(cfg, step, progress and d.main)
-    model.train()
-    state = None
-    t_last = time.time()
-    run_loss, run_n = 0.0, 0
-    run_penalties: dict[str, float] = {}
-    reason = "max_steps"
-    with _Stop() as stopper:
-        while True:
-            if step >= cfg.max_steps:
-                break
-            if distributed.any_true(stopper.requested or (budget is not None and elapsed >= budget), d):
-                reason = "cancelled" if stopper.requested else "minutes"
-                break
-            frac = schedule.progress(step, cfg.max_steps, elapsed, budget)
-            lr = schedule.learning_rate(step, frac, cfg.lr, cfg.warmup_steps, cfg.min_lr_ratio)
-            for group in optimizer.param_groups:
-                group["lr"] = lr
-            batch = (stream.next() if stream else shard.sample_batch("train", cfg.batch_size, window, gen)).to(d.device)
-            with autocast:
-                nats_sum, count, state, penalties = net(batch, state)
-            loss = nats_sum / count.clamp(min=1)
-            optimizer.zero_grad(set_to_none=True)
-            if scaler is not None:
-                scaler.scale(loss).backward()
-                scaler.unscale_(optimizer)
-            else:
-                loss.backward()
-            if cfg.grad_clip:
-                torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-            if scaler is not None:
-                scaler.step(optimizer)
-                scaler.update()
-            else:
-                optimizer.step()
-            state = detach_state(state) if stateful else None
-            step += 1
-            now = time.time()
-            elapsed += now - t_last
-            t_last = now
-            run_loss, run_n = run_loss + float(loss.detach()), run_n + 1
-            for name, value in penalties.items():
-                run_penalties[name] = run_penalties.get(name, 0.0) + value
-            if bar is not None:
-                bar.update(1)
-                bar.set_postfix(loss=f"{float(loss.detach()):.3f}", lr=f"{lr:.1e}")
-            if d.main and (step % cfg.log_every == 0 or step == cfg.max_steps):
-                mean = run_loss / run_n
-                penalties = {name: total / run_n for name, total in run_penalties.items()}
-                record = {"step": step, "split": "train", "loss": mean, "bits": mean / math.log(2), "lr": lr,
-                          "time": now}
-                if penalties:  # the loss includes them; report each apart, and the cross-entropy alone
-                    record.update(penalties, ce=mean - sum(penalties.values()))
-                runfiles.append_metric(out, record)
-                summary["train_loss"] = mean
-                run_loss, run_n, run_penalties = 0.0, 0, {}
-                status(step=step, eta_s=_eta(step, cfg.max_steps, elapsed, budget), elapsed_s=elapsed)
-            if d.main and step % cfg.eval_every == 0:
-                best = _eval_and_keep(do_eval, best, model, out, train_meta, step, summary)
-                save_last()
-            elif d.main and step % cfg.checkpoint_every == 0:
-                save_last()
-            t_last = time.time()  # evaluation and checkpoint time do not count against the budget
+    """restore -> (step, log, evaluate, checkpoint)* -> finish; the pieces are `_Run`'s methods."""
+    run = _Run.restore(cfg, resume, d)
+    run.status(state="running", step=run.step, pid=_pid(), error=None, started=time.time(), device=str(d.device),
+               world_size=d.world, tokens_train=run.data.num_tokens("train"), tokens_val=run.data.num_tokens("val"))
+    run.load_scaler()
+    bar = _bar(cfg, run.step, progress and d.main)
+    run.model.train()
+    reason = run.loop(bar)
     if bar is not None:
         bar.close()
-    if d.main:
-        if step > 0 and step % cfg.eval_every != 0 and reason != "cancelled":
-            best = _eval_and_keep(do_eval, best, model, out, train_meta, step, summary)
-        save_last()
-        final = "cancelled" if reason == "cancelled" else "finished"
-        status(state=final, step=step, eta_s=0, elapsed_s=elapsed, stop_reason=reason,
-               val_loss=None if math.isinf(best) else best,
-               val_bits=None if math.isinf(best) else best / math.log(2), finished=time.time())
-    distributed.barrier(d)
-    summary.update(steps=step, stop_reason=reason, best=str(out / runfiles.BEST))
-    return summary
+    return run.finish(reason)
 
 
-def _eval_and_keep(do_eval, best: float, model, out: Path, meta: dict, step: int, summary: dict) -> float:
-    val = do_eval()
-    summary["last_val_loss"] = val
-    if val < best:
-        best = val
-        save_model(model, out / runfiles.BEST, **meta, steps=step, val_loss=val, val_bits=val / math.log(2),
-                   train_loss=summary.get("train_loss"))
-        summary["val_loss"] = val
-    log.info("step %d: val %.4f nats (%.4f bits), best %.4f", step, val, val / math.log(2), best)
-    return best
+@dataclasses.dataclass
+class _TrainLog:
+    """The training loss (and each penalty) averaged over the steps since the last `train` record."""
+
+    loss: float = 0.0
+    steps: int = 0
+    penalties: dict[str, float] = dataclasses.field(default_factory=dict)
+
+    def add(self, loss: float, penalties: dict[str, float]) -> None:
+        self.loss, self.steps = self.loss + loss, self.steps + 1
+        for name, value in penalties.items():
+            self.penalties[name] = self.penalties.get(name, 0.0) + value
+
+    def record(self, step: int, lr: float, now: float) -> dict:
+        """The metrics.jsonl record; the log starts afresh."""
+        mean = self.loss / self.steps
+        penalties = {name: total / self.steps for name, total in self.penalties.items()}
+        record = {"step": step, "split": "train", "loss": mean, "bits": mean / math.log(2), "lr": lr, "time": now}
+        if penalties:  # the loss includes them; report each apart, and the cross-entropy alone
+            record.update(penalties, ce=mean - sum(penalties.values()))
+        self.loss, self.steps, self.penalties = 0.0, 0, {}
+        return record
+
+
+@dataclasses.dataclass
+class _Run:
+    """One run's state, shared by its pieces: `restore` (build, or resume from last/), `train_step` (one
+    optimisation step), `evaluate` (score val, keep the best), `save_last`, `loop` and `finish`.
+    Only rank 0 (`d.main`) writes: status, metrics, checkpoints."""
+
+    cfg: TrainConfig
+    d: distributed.Dist
+    out: Path
+    model: Any  # the engine model (AutoregressiveModel)
+    data: SequenceDataset
+    shard: SequenceDataset  # this rank's part of the data
+    net: nn.Module  # model + loss, in DistributedDataParallel when distributed
+    optimizer: torch.optim.Optimizer
+    gen: torch.Generator  # the data sampler's random stream (saved in last/)
+    autocast: Any
+    scaler: torch.amp.GradScaler | None
+    stream: StreamSampler | None  # stateful families: consecutive chunks of each row's sequence
+    window: int  # training window: seq_len plus the receptive field's context
+    budget: float | None  # seconds of training allowed (cfg.minutes), resumes included
+    meta: dict  # what every checkpoint records about its training
+    step: int = 0
+    elapsed: float = 0.0  # seconds of training so far (evaluation and checkpoints excluded)
+    best: float = math.inf  # best validation loss so far
+    resumed: dict | None = None  # trainer_state.json of the last/ resumed from
+    state: Any = None  # truncated-BPTT state carried to the next chunk
+    summary: dict[str, Any] = dataclasses.field(default_factory=dict)
+    log: _TrainLog = dataclasses.field(default_factory=_TrainLog)
+
+    @classmethod
+    def restore(cls, cfg: TrainConfig, resume: bool, d: distributed.Dist) -> "_Run":
+        """Build the model, data, loss and optimizer; with `resume`, load last/; write run.json."""
+        if not cfg.out:
+            raise TrainError("no output folder given (--out)")
+        out = Path(cfg.out)
+        if cfg.threads:
+            torch.set_num_threads(cfg.threads)
+        last_path = ckpt.find_last(out / runfiles.LAST) if resume else None
+        if resume and last_path is None:
+            raise TrainError(f"nothing to resume in {out}: no complete {runfiles.LAST}/ checkpoint")
+        torch.manual_seed(cfg.seed)  # the same initial weights on every rank and every run of this config
+        model, data = build(cfg)
+        model.to(d.device)
+        shard = data.shard(d.rank, d.world)
+        loss_fn, stateful = next_token_loss, model.training_stateful
+        if cfg.teachers:
+            try:
+                check_distillable(model)
+                teachers = load_teachers(cfg.teachers, model, d.device)
+                loss_fn = distillation_loss(teachers, cfg.distill_weight, cfg.distill_temperature)
+            except DistillError as e:
+                raise TrainError(str(e)) from None
+        optimizer = _optimizer(model, cfg)
+        gen = torch.Generator().manual_seed(cfg.seed + d.rank)
+        torch.manual_seed(cfg.seed + d.rank)
+        step, elapsed, best, tstate = 0, 0.0, math.inf, None
+        if last_path is not None:
+            from safetensors.torch import load_file
+            tstate, tensors = ckpt.load_last(last_path)
+            model.load_state_dict(load_file(str(last_path / "model.safetensors")))
+            ckpt.restore(optimizer, gen, tstate, tensors)
+            if d.enabled:  # every rank restores rank 0's files; give the ranks their own data streams again
+                gen.manual_seed(cfg.seed + d.rank + 7919 * tstate["step"])
+            step, elapsed = tstate["step"], tstate["elapsed_s"]
+            best = math.inf if tstate.get("best_val") is None else tstate["best_val"]
+        if d.main:
+            out.mkdir(parents=True, exist_ok=True)
+            runfiles.write_json(out / runfiles.RUN_FILE, cfg.to_dict())
+        autocast, scaler = _autocast(d.device, cfg.amp)
+        net: nn.Module = _LossModule(model, loss_fn)
+        if d.enabled:
+            net = nn.parallel.DistributedDataParallel(
+                net, device_ids=[d.device.index] if d.device.type == "cuda" else None,
+                find_unused_parameters=True)  # e.g. WaveNet's last residual 1x1 feeds nothing
+        rf = model.receptive_field
+        return cls(cfg, d, out, model, data, shard, net, optimizer, gen, autocast, scaler,
+                   stream=StreamSampler(shard, "train", cfg.batch_size, cfg.seq_len, gen) if stateful else None,
+                   window=cfg.seq_len + (rf - 1 if rf and not stateful else 0),
+                   budget=cfg.minutes * 60 if cfg.minutes else None, meta=_training_meta(cfg, data, model),
+                   step=step, elapsed=elapsed, best=best, resumed=tstate,
+                   summary={"steps": step, "val_loss": None if math.isinf(best) else best})
+
+    def load_scaler(self) -> None:
+        if self.scaler is not None and self.resumed is not None and self.resumed.get("scaler"):
+            self.scaler.load_state_dict(self.resumed["scaler"])
+
+    @property
+    def best_or_none(self) -> float | None:
+        return None if math.isinf(self.best) else self.best
+
+    def status(self, **fields: Any) -> None:
+        if self.d.main:
+            runfiles.update_status(self.out, total=self.cfg.max_steps, family=self.cfg.family, **fields)
+
+    def set_lr(self) -> float:
+        cfg = self.cfg
+        frac = schedule.progress(self.step, cfg.max_steps, self.elapsed, self.budget)
+        lr = schedule.learning_rate(self.step, frac, cfg.lr, cfg.warmup_steps, cfg.min_lr_ratio)
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+        return lr
+
+    def train_step(self) -> tuple[float, dict[str, float]]:
+        """One optimisation step on the next batch (or chunk); returns its loss and penalties."""
+        cfg = self.cfg
+        batch = self.stream.next() if self.stream else self.shard.sample_batch("train", cfg.batch_size,
+                                                                                self.window, self.gen)
+        batch = batch.to(self.d.device)
+        with self.autocast:
+            nats_sum, count, state, penalties = self.net(batch, self.state)
+        loss = nats_sum / count.clamp(min=1)
+        self.optimizer.zero_grad(set_to_none=True)
+        if self.scaler is not None:
+            self.scaler.scale(loss).backward()
+            self.scaler.unscale_(self.optimizer)
+        else:
+            loss.backward()
+        if cfg.grad_clip:
+            torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.grad_clip)
+        if self.scaler is not None:
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
+        else:
+            self.optimizer.step()
+        self.state = detach_state(state) if self.stream is not None else None
+        self.step += 1
+        return float(loss.detach()), penalties
+
+    def evaluate(self) -> None:
+        """Score the val split (metrics.jsonl); a new best is written to best/."""
+        cfg, step = self.cfg, self.step
+        res = evaluate(self.model, self.data, "val", cfg.seq_len, cfg.eval_batch_size, cfg.eval_tokens,
+                       self.d.device, self.autocast if self.d.device.type == "cuda" else None)
+        runfiles.append_metric(self.out, {"step": step, "split": "val", "loss": res.nats, "bits": res.bits,
+                                          "tokens": res.tokens, "time": time.time()})
+        val = res.nats
+        self.summary["last_val_loss"] = val
+        if val < self.best:
+            self.best = val
+            save_model(self.model, self.out / runfiles.BEST, **self.meta, steps=step, val_loss=val,
+                       val_bits=val / math.log(2), train_loss=self.summary.get("train_loss"))
+            self.summary["val_loss"] = val
+        log.info("step %d: val %.4f nats (%.4f bits), best %.4f", step, val, val / math.log(2), self.best)
+
+    def save_last(self) -> None:
+        ckpt.save_last(self.out / runfiles.LAST, self.model, self.optimizer, self.gen,
+                       {"step": self.step, "elapsed_s": self.elapsed, "best_val": self.best_or_none,
+                        "scaler": self.scaler.state_dict() if self.scaler else None},
+                       **self.meta, steps=self.step)
+
+    def loop(self, bar) -> str:
+        """Train until max_steps, the time budget or SIGTERM/SIGINT; returns why it stopped."""
+        cfg, d = self.cfg, self.d
+        t_last = time.time()
+        with _Stop() as stopper:
+            while self.step < cfg.max_steps:
+                if distributed.any_true(stopper.requested or (self.budget is not None and
+                                                              self.elapsed >= self.budget), d):
+                    return "cancelled" if stopper.requested else "minutes"
+                lr = self.set_lr()
+                loss, penalties = self.train_step()
+                now = time.time()
+                self.elapsed += now - t_last
+                self.log.add(loss, penalties)
+                if bar is not None:
+                    bar.update(1)
+                    bar.set_postfix(loss=f"{loss:.3f}", lr=f"{lr:.1e}")
+                if d.main and (self.step % cfg.log_every == 0 or self.step == cfg.max_steps):
+                    record = self.log.record(self.step, lr, now)
+                    runfiles.append_metric(self.out, record)
+                    self.summary["train_loss"] = record["loss"]
+                    self.status(step=self.step, eta_s=_eta(self.step, cfg.max_steps, self.elapsed, self.budget),
+                                elapsed_s=self.elapsed)
+                if d.main and self.step % cfg.eval_every == 0:
+                    self.evaluate()
+                    self.save_last()
+                elif d.main and self.step % cfg.checkpoint_every == 0:
+                    self.save_last()
+                t_last = time.time()  # evaluation and checkpoint time do not count against the budget
+        return "max_steps"
+
+    def finish(self, reason: str) -> dict:
+        """Last evaluation (unless just done or cancelled), last/, the final status; the summary."""
+        cfg, step = self.cfg, self.step
+        if self.d.main:
+            if step > 0 and step % cfg.eval_every != 0 and reason != "cancelled":
+                self.evaluate()
+            self.save_last()
+            best = self.best_or_none
+            self.status(state="cancelled" if reason == "cancelled" else "finished", step=step, eta_s=0,
+                        elapsed_s=self.elapsed, stop_reason=reason, val_loss=best,
+                        val_bits=None if best is None else best / math.log(2), finished=time.time())
+        distributed.barrier(self.d)
+        self.summary.update(steps=step, stop_reason=reason, best=str(self.out / runfiles.BEST))
+        return self.summary
 
 
 def _training_meta(cfg: TrainConfig, data: SequenceDataset, model) -> dict:
