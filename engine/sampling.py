@@ -12,6 +12,10 @@ from dataclasses import dataclass
 
 import torch
 
+from .errors import UserError
+
+MAX_TOP_K = 1_000_000  # far above any vocabulary here; a bigger number is a typo, not a setting
+
 
 @dataclass(frozen=True)
 class SamplingConfig:
@@ -24,16 +28,16 @@ class SamplingConfig:
     def __post_init__(self) -> None:
         t = self.temperature
         if isinstance(t, bool) or not isinstance(t, (int, float)) or not math.isfinite(t) or t < 0:
-            raise ValueError(f"temperature must be a finite number >= 0 (0 = greedy), got {t!r}")
+            raise UserError(f"temperature must be a finite number >= 0 (0 = greedy), got {t!r}")
         if t > 1e4:
-            raise ValueError(f"temperature must be at most 10000, got {t!r}")
+            raise UserError(f"temperature must be at most 10000, got {t!r}")
         k = self.top_k
-        if k is not None and (isinstance(k, bool) or not isinstance(k, int) or k < 0):
-            raise ValueError(f"top_k must be a whole number >= 0 (0 = off), got {k!r}")
+        if k is not None and (isinstance(k, bool) or not isinstance(k, int) or not 0 <= k <= MAX_TOP_K):
+            raise UserError(f"top_k must be a whole number from 0 to {MAX_TOP_K} (0 = off), got {k!r}")
         p = self.top_p
         if p is not None and (isinstance(p, bool) or not isinstance(p, (int, float)) or not math.isfinite(p)
                               or not 0 < p <= 1):
-            raise ValueError(f"top_p must be in (0, 1] (1 = off), got {p!r}")
+            raise UserError(f"top_p must be in (0, 1] (1 = off), got {p!r}")
 
 
 class RandomStream:
@@ -81,8 +85,11 @@ def filtered_probs(logits: torch.Tensor, cfg: SamplingConfig) -> torch.Tensor:
         probs = torch.where(probs >= kth, probs, torch.zeros_like(probs))
     if cfg.top_p is not None and cfg.top_p < 1:
         sorted_p, order = torch.sort(probs, dim=-1, descending=True, stable=True)  # ties: lower id first
-        before = torch.cumsum(sorted_p, dim=-1) - sorted_p  # mass strictly above each id
-        keep_sorted = before < cfg.top_p * sorted_p.sum(-1, keepdim=True)
+        cum = torch.cumsum(sorted_p, dim=-1)
+        before = cum - sorted_p  # mass strictly above each id
+        # the total is the running sum's last value, as the fast kernel computes it: a cut exactly on an edge
+        # (all ids tied) then falls on the same side on both paths
+        keep_sorted = before < cfg.top_p * cum[..., -1:]
         keep = torch.zeros_like(keep_sorted).scatter(-1, order, keep_sorted)
         probs = torch.where(keep, probs, torch.zeros_like(probs))
     return probs

@@ -73,12 +73,9 @@ def test_compiled_sampler_matches_torch_sampler():
     _check_sampler(range(7))
 
 
-@pytest.mark.xfail(strict=True, reason="engine.sampling compares the mass above each id with top_p * "
-                   "sorted_p.sum() (torch's vectorized sum), the kernel with top_p * its running sum; when every "
-                   "probability is 1/40 the cut lands exactly on k/40 == top_p and the last bit of the total "
-                   "decides it.  Taking the total from the cumsum (cum[..., -1:]) in engine.sampling makes both "
-                   "agree (then drop this mark)")
 def test_compiled_sampler_top_p_cut_exactly_on_an_edge():
+    """Every probability 1/40: the top-p cut lands exactly on k/40, and the last bit of the total decides which
+    side; both samplers take the total from their running sum, so they decide alike."""
     _check_sampler([7])
 
 
