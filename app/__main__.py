@@ -13,6 +13,7 @@ if __package__ in (None, ""):  # run as a file (a Space's app_file): import from
     sys.path[0] = str(Path(__file__).resolve().parent.parent)
 
 from app.ffmpeg import ensure_ffmpeg  # noqa: E402
+from app.errors import UserError  # noqa: E402
 from app.limits import Limits  # noqa: E402
 
 
@@ -38,7 +39,11 @@ def main() -> None:
     import torch
 
     torch.set_num_threads(max(1, int(os.environ.get("PLAYGROUND_THREADS", "1"))))
-    limits = Limits.from_env()
+    try:
+        limits = Limits.from_env()
+    except UserError as e:  # a bad PLAYGROUND_* setting: one line, exit status 2
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(2)
     demo, app = build_app(limits)
     threading.Thread(target=app.warm_up, name="warm-up", daemon=True).start()
     demo.queue(default_concurrency_limit=1, max_size=32)

@@ -161,7 +161,7 @@ class ModelCache:
                 return self._models[key]
         try:
             model = engine.load_model(folder)
-        except engine.CheckpointError as e:
+        except UserError as e:  # CheckpointError, or a config a family refuses
             raise UserError(f"Cannot load {info.name}: {e}") from None
         with self._lock:
             self._models[key] = model

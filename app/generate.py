@@ -167,7 +167,7 @@ def sampling_config(temperature, top_k, top_p) -> engine.SamplingConfig:
     p = _number(top_p, "Top-p", 1.0)
     try:
         return engine.SamplingConfig(t, k or None, None if p == 1.0 else p)
-    except ValueError as e:
+    except UserError as e:
         raise UserError(str(e).replace("temperature", "Temperature", 1)) from None
 
 

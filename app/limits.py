@@ -9,6 +9,8 @@ import dataclasses
 import os
 from dataclasses import dataclass
 
+from .errors import UserError
+
 
 @dataclass(frozen=True)
 class Limits:
@@ -36,8 +38,8 @@ class Limits:
             try:
                 number = float(raw)
             except ValueError:
-                raise ValueError(f"PLAYGROUND_{f.name.upper()} must be a number, got {raw!r}") from None
+                raise UserError(f"PLAYGROUND_{f.name.upper()} must be a number, got {raw!r}") from None
             if not number > 0 or number != number:
-                raise ValueError(f"PLAYGROUND_{f.name.upper()} must be positive, got {raw!r}")
+                raise UserError(f"PLAYGROUND_{f.name.upper()} must be positive, got {raw!r}")
             values[f.name] = int(number) if f.type in ("int", int) else number
         return cls(**values)

@@ -227,7 +227,7 @@ def start_job(manager: JobManager, files, kind_label: str, family: str, preset: 
     try:
         return manager.start(family, data, preset=preset, minutes=minutes, max_steps=steps, name=name,
                              overrides=overrides)
-    except (JobError, ValueError) as e:
+    except UserError as e:  # JobError is one; a job's other failures are bugs with a traceback
         raise UserError(str(e)) from None
 
 

@@ -6,6 +6,7 @@ from . import audio, text
 from .alphabet import describe as describe_alphabet
 from .beam import beam_search
 from . import models as _models  # noqa: F401  (registers every family)
+from .errors import UserError
 from .checkpoint import CheckpointError, ModelInfo, list_models, load_model, read_meta, save_model
 from .generation import generate, generate_all, generate_naive
 from .protocol import AutoregressiveModel, TokenSpec
@@ -15,5 +16,5 @@ from .sampling import RandomStream, SamplingConfig, sample
 __all__ = [
     "AutoregressiveModel", "TokenSpec", "build_model", "families", "make_config", "generate", "generate_naive",
     "generate_all", "save_model", "load_model", "list_models", "read_meta", "CheckpointError", "ModelInfo",
-    "SamplingConfig", "RandomStream", "sample", "audio", "text", "beam_search", "describe_alphabet",
+    "SamplingConfig", "RandomStream", "sample", "audio", "text", "beam_search", "describe_alphabet", "UserError",
 ]

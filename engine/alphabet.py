@@ -16,20 +16,22 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+from .errors import UserError
+
 
 def check_symbols(symbols: Sequence[int] | None, vocab_size: int, *needed: int | None) -> list[int] | None:
     """A config's alphabet as a sorted list of distinct ids in the vocab that holds every `needed` id."""
     if symbols is None:
         return None
     if isinstance(symbols, str):
-        raise ValueError(f"alphabet must be a list of byte ids, got {symbols!r} (\"data\" is filled in by the "
+        raise UserError(f"alphabet must be a list of byte ids, got {symbols!r} (\"data\" is filled in by the "
                          "trainer from the training data)")
     out = sorted({int(s) for s in symbols})
     if len(out) < 2 or out[0] < 0 or out[-1] >= vocab_size:
-        raise ValueError(f"alphabet needs at least 2 distinct ids in 0..{vocab_size - 1}")
+        raise UserError(f"alphabet needs at least 2 distinct ids in 0..{vocab_size - 1}")
     missing = [i for i in needed if i is not None and i not in out]
     if missing:
-        raise ValueError(f"alphabet must hold the start/end ids {missing}")
+        raise UserError(f"alphabet must hold the start/end ids {missing}")
     return out
 
 
@@ -68,14 +70,14 @@ class Alphabet(nn.Module):
             self.register_buffer("ids", torch.tensor(self.symbols, dtype=torch.long), persistent=False)
 
     def index(self, ids: torch.Tensor) -> torch.Tensor:
-        """Byte ids -> row ids; a byte outside the alphabet is a ValueError naming the alphabet."""
+        """Byte ids -> row ids; a byte outside the alphabet is a UserError naming the alphabet."""
         if self.symbols is None:
             return ids
         rows = self.rows[ids]
         if rows.numel() and bool((rows < 0).any()):
             bad = sorted({int(i) for i in ids[rows < 0].flatten().tolist()})[:5]
             shown = ", ".join(f"{chr(b)!r} (byte {b})" if 32 <= b < 127 else f"byte {b}" for b in bad)
-            raise ValueError(f"{shown}: outside this model's alphabet ({describe(self.symbols)})")
+            raise UserError(f"{shown}: outside this model's alphabet ({describe(self.symbols)})")
         return rows
 
     def expand(self, logits: torch.Tensor) -> torch.Tensor:

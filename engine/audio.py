@@ -14,12 +14,14 @@ import soundfile as sf
 import torch
 import torchaudio.functional as AF
 
+from .errors import UserError
+
 QUANTIZATIONS = ("mulaw", "linear")
 MAX_SECONDS = 600.0  # refuse to decode more than this much audio from one file (a hostile upload guard)
 MAX_FILE_BYTES = 200 * 1024 * 1024
 
 
-class AudioError(ValueError):
+class AudioError(UserError):
     """An audio file or array that cannot be used, with a message fit to show a user."""
 
 

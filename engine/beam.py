@@ -14,6 +14,8 @@ from typing import Any
 
 import torch
 
+from .errors import UserError
+from .generation import evaluating
 from .protocol import AutoregressiveModel
 
 
@@ -48,10 +50,14 @@ def beam_search(model: AutoregressiveModel, cond: Any = None, beam_width: int = 
     """Best continuation per input row (ids without the EOS).  `cond` has B rows (e.g. `model.encode(srcs)`)."""
     eos = model.tokens.eos_id
     if eos is None:
-        raise ValueError(f"beam search needs a family with an end-of-sequence id; {model.family} has none")
+        raise UserError(f"beam search needs a family with an end-of-sequence id; {model.family} has none")
     if beam_width < 1 or max_new_tokens < 1:
-        raise ValueError("beam_width and max_new_tokens must be >= 1")
-    model.eval()
+        raise UserError("beam_width and max_new_tokens must be >= 1")
+    with evaluating(model):  # the model's own train/eval mode comes back afterwards
+        return _search(model, cond, beam_width, max_new_tokens, prompt, batch_size, length_penalty, eos)
+
+
+def _search(model, cond, beam_width, max_new_tokens, prompt, batch_size, length_penalty, eos) -> list[list[int]]:
     if batch_size is None:
         batch_size = cond.memory.shape[0] if hasattr(cond, "memory") else (len(cond) if cond is not None else 1)
     B, W = batch_size, beam_width

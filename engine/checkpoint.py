@@ -20,6 +20,8 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from . import registry
+from .devices import parse_device
+from .errors import UserError
 from .paths import SHIPPED_MODELS, model_roots
 from .protocol import AutoregressiveModel
 
@@ -30,7 +32,7 @@ WEIGHTS_FILE = "model.safetensors"
 PICKLE_SUFFIXES = (".pt", ".pth", ".pkl", ".pickle", ".bin", ".ckpt", ".npy", ".npz", ".joblib")
 
 
-class CheckpointError(ValueError):
+class CheckpointError(UserError):
     """A folder that is not a loadable checkpoint; the message says why in one line."""
 
 
@@ -101,6 +103,7 @@ def load_model(path: str | os.PathLike, device: str | torch.device = "cpu",
                family: str | None = None) -> AutoregressiveModel:
     """Read a checkpoint folder (safetensors + JSON only) into a model in eval mode."""
     path = Path(path)
+    device = parse_device(device)  # a bad device is one clear line before any file is read
     meta = read_meta(path)
     if family is not None and meta["family"] != family:
         raise CheckpointError(f"{path} holds a {meta['family']} model, not {family}")

@@ -10,15 +10,32 @@ token, the O(2^L) method the Fast WaveNet paper starts from.
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 import torch
 
+from .errors import UserError
 from .protocol import AutoregressiveModel
 from .sampling import RandomStream, SamplingConfig, sample
 
 MAX_NEW_TOKENS = 10**8
+MAX_SEED = 2**63 - 1  # torch.Generator.manual_seed takes 64-bit seeds; the app's seed box has the same range
 BACKENDS = ("auto", "eager", "fast")
+
+
+@contextmanager
+def evaluating(model: torch.nn.Module) -> Iterator[torch.nn.Module]:
+    """Eval mode for the block, then every submodule's own train/eval flag back, however the block ends
+    (finished, a generator closed early, or an exception): generating from a model mid-training leaves it
+    training."""
+    modes = [(m, m.training) for m in model.modules()]
+    model.eval()
+    try:
+        yield model
+    finally:
+        for m, training in modes:
+            m.training = training
 
 
 def _as_prompt(model: AutoregressiveModel, prompt, batch_size: int | None) -> torch.Tensor:
@@ -37,15 +54,20 @@ def _as_prompt(model: AutoregressiveModel, prompt, batch_size: int | None) -> to
             raise ValueError(f"prompt has batch {prompt.shape[0]} but batch_size={batch_size}")
         prompt = prompt.expand(batch_size, -1)
     if prompt.min() < 0 or prompt.max() >= vocab:
-        raise ValueError(f"prompt ids must be in 0..{vocab - 1}")
+        raise UserError(f"prompt ids must be in 0..{vocab - 1}")
     return prompt.to(model.device)
 
 
 def _check_length(max_new_tokens: int, chunk_size: int) -> None:
     if isinstance(max_new_tokens, bool) or not isinstance(max_new_tokens, int) or not 0 < max_new_tokens <= MAX_NEW_TOKENS:
-        raise ValueError(f"max_new_tokens must be a whole number in 1..{MAX_NEW_TOKENS}, got {max_new_tokens!r}")
+        raise UserError(f"max_new_tokens must be a whole number in 1..{MAX_NEW_TOKENS}, got {max_new_tokens!r}")
     if not isinstance(chunk_size, int) or chunk_size < 1:
         raise ValueError(f"chunk_size must be a positive whole number, got {chunk_size!r}")
+
+
+def _check_seed(seed: int | None) -> None:
+    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= MAX_SEED):
+        raise UserError(f"seed must be a whole number from 0 to {MAX_SEED}, got {seed!r}")
 
 
 def _chunks(next_token, max_new_tokens: int, chunk_size: int, eos_id: int | None) -> Iterator[torch.Tensor]:
@@ -78,7 +100,7 @@ def _fast_runner(model: AutoregressiveModel, state: Any, batch_size: int, cfg: S
         except (fast.Unsupported, RuntimeError) as exc:  # e.g. a state layout the program does not expect
             reason = str(exc)
     if backend == "fast":
-        raise ValueError(f"backend='fast' cannot serve this model: {reason}")
+        raise UserError(f"backend='fast' cannot serve this model: {reason}")
     return None
 
 
@@ -117,16 +139,22 @@ def generate(model: AutoregressiveModel, prompt: torch.Tensor | Sequence[int] | 
     give the same ids for the same seed.  decode_options: keywords for the family's `init_state`, those its
     `model.decode_options` lists (e.g. an RNN's hidden-state averaging `influence`)."""
     if backend not in BACKENDS:
-        raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
+        raise UserError(f"backend must be one of {BACKENDS}, got {backend!r}")
     cfg = SamplingConfig(temperature, top_k, top_p)
     _check_length(max_new_tokens, chunk_size)
-    model.eval()
+    _check_seed(seed)
+    with evaluating(model):
+        yield from _generate(model, prompt, max_new_tokens, cfg, cond, seed, chunk_size, batch_size, backend,
+                             decode_options)
+
+
+def _generate(model, prompt, max_new_tokens, cfg, cond, seed, chunk_size, batch_size, backend, decode_options):
     x = _as_prompt(model, prompt, batch_size)
     rng = RandomStream(x.shape[0], seed)
     unknown = set(decode_options or {}) - set(model.decode_options)
     if unknown:
-        raise ValueError(f"{model.family} takes no decode option {sorted(unknown)}; it takes "
-                         f"{sorted(model.decode_options) or 'none'}")
+        raise UserError(f"{model.family} takes no decode option {sorted(unknown)}; it takes "
+                        f"{sorted(model.decode_options) or 'none'}")
     state = model.init_state(x.shape[0], cond, x.device, **(decode_options or {}))
     logits, state = model.prime(x, state)
     runner = _fast_runner(model, state, x.shape[0], cfg, backend)
@@ -152,22 +180,23 @@ def generate_naive(model: AutoregressiveModel, prompt: torch.Tensor | Sequence[i
     """The reference: `forward` over the last `receptive_field` tokens for every new token."""
     cfg = SamplingConfig(temperature, top_k, top_p)
     _check_length(max_new_tokens, chunk_size)
-    model.eval()
-    x = _as_prompt(model, prompt, batch_size)
-    rng = RandomStream(x.shape[0], seed)
-    field = model.receptive_field
-    box = {"context": x}
+    _check_seed(seed)
+    with evaluating(model):
+        x = _as_prompt(model, prompt, batch_size)
+        rng = RandomStream(x.shape[0], seed)
+        field = model.receptive_field
+        box = {"context": x}
 
-    def next_token(i: int) -> torch.Tensor:
-        ctx = box["context"] if field is None else box["context"][:, -field:]
-        ids = sample(model.forward(ctx, cond)[:, -1], cfg, rng.next())
-        box["context"] = torch.cat([box["context"] if field is None else ctx, ids.unsqueeze(1)], dim=1)
-        return ids
+        def next_token(i: int) -> torch.Tensor:
+            ctx = box["context"] if field is None else box["context"][:, -field:]
+            ids = sample(model.forward(ctx, cond)[:, -1], cfg, rng.next())
+            box["context"] = torch.cat([box["context"] if field is None else ctx, ids.unsqueeze(1)], dim=1)
+            return ids
 
-    yield from _chunks(next_token, max_new_tokens, chunk_size, model.tokens.eos_id)
+        yield from _chunks(next_token, max_new_tokens, chunk_size, model.tokens.eos_id)
 
 
 def generate_all(model: AutoregressiveModel, *args, naive: bool = False, **kwargs) -> torch.Tensor:
-    """Run a generator to the end and return all new ids [B, N]."""
+    """Run a generator to the end and return all new ids [B, N] (the model's train/eval mode is restored)."""
     fn = generate_naive if naive else generate
     return torch.cat(list(fn(model, *args, **kwargs)), dim=1)

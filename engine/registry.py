@@ -8,13 +8,14 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
+from .errors import UserError
 from .protocol import AutoregressiveModel
 
 _FAMILIES: dict[str, tuple[type, type[AutoregressiveModel]]] = {}
 
 
-class UnknownFamilyError(ValueError):
-    pass
+class UnknownFamilyError(UserError):
+    """A family name the registry does not know."""
 
 
 def register_family(name: str, config_cls: type, model_cls: type[AutoregressiveModel]) -> None:
@@ -38,7 +39,7 @@ def make_config(family: str, **fields: Any) -> Any:
     known = {f.name for f in dataclasses.fields(cls)}
     unknown = sorted(set(fields) - known)
     if unknown:
-        raise TypeError(f"{family} config has no field(s) {', '.join(unknown)}; fields are: {', '.join(sorted(known))}")
+        raise UserError(f"{family} config has no field(s) {', '.join(unknown)}; fields are: {', '.join(sorted(known))}")
     return cls(**fields)
 
 

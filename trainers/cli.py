@@ -6,8 +6,10 @@
     python -m trainers presets [--family F]
 
 `--set` overrides any TrainConfig field or, failing that, a field of the family's model config (so
-`--set residual_channels=48 --set lr=1e-3` both work).  Bad input ends with one line on stderr and exit
-status 2, no traceback.  Works unchanged under `torchrun --nproc_per_node=N -m trainers train ...`.
+`--set residual_channels=48 --set lr=1e-3` both work).  Bad input (an engine.errors.UserError, or an OSError on
+the user's data or run folder) ends with one line on stderr and exit status 2, no traceback; any other exception
+is a bug and propagates with its traceback (after marking the run failed).  Works unchanged under
+`torchrun --nproc_per_node=N -m trainers train ...`.
 """
 from __future__ import annotations
 
@@ -17,20 +19,19 @@ import logging
 import math
 import os
 import sys
-import traceback
 from pathlib import Path
 
 from engine import registry
-from engine.audio import AudioError
-from engine.checkpoint import CheckpointError
+from engine.errors import UserError, one_line
 
 from . import runfiles
 from .config import TrainConfig, coerce
 from .data import KINDS, LABEL_RULES, SPLIT_RULES, DataError
-from .presets import PresetError, get_preset, presets
+from .presets import get_preset, presets
 
-USER_ERRORS = (DataError, PresetError, CheckpointError, AudioError, ValueError, TypeError, FileNotFoundError,
-               PermissionError, IsADirectoryError, NotADirectoryError)
+# what a user can fix: every such error derives from UserError (DataError, PresetError, CheckpointError,
+# AudioError, TrainError, ...); an OSError here is on the user's own data, checkpoint or run folder
+USER_ERRORS = (UserError, OSError)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -76,6 +77,8 @@ def _parser() -> argparse.ArgumentParser:
 
 def config_from_args(a: argparse.Namespace) -> TrainConfig:
     out = Path(a.out)
+    if out.exists() and not out.is_dir():
+        raise DataError(f"--out {out} is a file; give a folder for the run (it is created if missing)")
     if a.resume and (out / runfiles.RUN_FILE).is_file():
         from .train import load_run_config
         cfg = load_run_config(out)
@@ -103,10 +106,10 @@ def config_from_args(a: argparse.Namespace) -> TrainConfig:
             raise DataError(f"--set takes FIELD=VALUE, got {item!r}")
         key, value = item.split("=", 1)
         if key in train_fields and key not in ("model",):
-            setattr(cfg, key, coerce(value, getattr(cfg, key)))
+            setattr(cfg, key, _coerce(key, value, getattr(cfg, key)))
         elif key in model_fields:
             like = cfg.model.get(key, getattr(registry.config_class(cfg.family)(), key, None))
-            cfg.model[key] = coerce(value, like)
+            cfg.model[key] = _coerce(key, value, like)
         else:
             raise DataError(f"--set {key}: not a training field nor a {cfg.family} config field")
     if cfg.max_steps < 1 or cfg.batch_size < 1 or cfg.seq_len < 1:
@@ -116,23 +119,35 @@ def config_from_args(a: argparse.Namespace) -> TrainConfig:
     return cfg
 
 
-def _fail(msg: str, out: str | None) -> int:
-    print(f"error: {msg}", file=sys.stderr)
+def _coerce(key: str, value: str, like):
+    try:
+        return coerce(value, like)
+    except UserError as e:
+        raise DataError(f"--set {key}: {e}") from None
+
+
+def _mark_failed(msg: str, out: str | None) -> None:
+    """The run folder's status.json says failed and why (rank 0; only where the folder exists)."""
     if out and Path(out).is_dir() and int(os.environ.get("RANK", "0")) == 0:
         runfiles.update_status(out, state="failed", error=msg)
+
+
+def _fail(msg: str, out: str | None) -> int:
+    print(f"error: {msg}", file=sys.stderr)
+    _mark_failed(msg, out)
     return 2
 
 
 def cmd_train(a: argparse.Namespace) -> int:
-    from .train import TrainError, train
+    from .train import train
     try:
         cfg = config_from_args(a)
         summary = train(cfg, resume=a.resume, progress=not a.no_progress)
-    except (TrainError, *USER_ERRORS) as e:
-        return _fail(str(e).splitlines()[0] if str(e) else type(e).__name__, a.out)
-    except Exception as e:  # a bug: keep the traceback in the log, but still end with one clear line
-        traceback.print_exc()
-        return _fail(f"{type(e).__name__}: {str(e).strip().splitlines()[0] if str(e).strip() else ''}", a.out)
+    except USER_ERRORS as e:
+        return _fail(one_line(e), a.out)
+    except Exception as e:  # a bug: the run is marked failed, and the traceback follows
+        _mark_failed(f"{type(e).__name__}: {one_line(e)}", a.out)
+        raise
     if int(os.environ.get("RANK", "0")) == 0:
         val = summary.get("val_loss")
         line = f"{summary['steps']} steps ({summary['stop_reason']})"
@@ -150,11 +165,8 @@ def cmd_eval(a: argparse.Namespace) -> int:
     try:
         res = evaluate_checkpoint(a.model, a.data, a.split, a.max_tokens, batch_size=a.batch_size, device=a.device,
                                   trailing_silence=a.trailing_silence)
-    except (KeyError,) as e:
-        print(f"error: the data has no {e} split", file=sys.stderr)
-        return 2
     except USER_ERRORS as e:
-        print(f"error: {str(e).splitlines()[0]}", file=sys.stderr)
+        print(f"error: {one_line(e)}", file=sys.stderr)
         return 2
     print(f"held-out ({a.split}): {res.nats:.4f} nats/token, {res.bits:.4f} bits/token over {res.tokens} tokens")
     return 0

@@ -8,6 +8,8 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
+from engine.errors import UserError
+
 
 @dataclass
 class TrainConfig:
@@ -67,11 +69,17 @@ def coerce(value: str, like: Any) -> Any:
             return True
         if value.lower() in ("0", "false", "no", "off"):
             return False
-        raise ValueError(f"expected true/false, got {value!r}")
+        raise UserError(f"expected true/false, got {value!r}")
     if isinstance(like, int):
-        return int(value)
+        try:
+            return int(value)
+        except ValueError:
+            raise UserError(f"expected a whole number, got {value!r}") from None
     if isinstance(like, float):
-        return float(value)
+        try:
+            return float(value)
+        except ValueError:
+            raise UserError(f"expected a number, got {value!r}") from None
     if like is None:
         for kind in (int, float):
             try:

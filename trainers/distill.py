@@ -30,13 +30,14 @@ import torch
 import torch.nn.functional as F
 
 from engine.checkpoint import CheckpointError, load_model
+from engine.errors import UserError
 from engine.protocol import AutoregressiveModel
 
 from .data import Batch
 from .losses import LossFn, LossOut, conditioning, counted, token_nats, training_forward, with_penalties
 
 
-class DistillError(ValueError):
+class DistillError(UserError):
     """Teachers that cannot teach this student; one line for the user."""
 
 

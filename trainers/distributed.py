@@ -13,6 +13,8 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 
+from engine.devices import parse_device
+
 
 @dataclass
 class Dist:
@@ -31,12 +33,8 @@ class Dist:
 
 
 def pick_device(name: str, local_rank: int = 0) -> torch.device:
-    if name == "auto":
-        return torch.device(f"cuda:{local_rank}") if torch.cuda.is_available() else torch.device("cpu")
-    device = torch.device(name)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError("device cuda was asked for but no CUDA GPU is available")
-    return device
+    """The device for this rank; a UserError for a name that is not a usable device here."""
+    return parse_device(name, local_rank)
 
 
 def setup(device_name: str = "auto") -> Dist:

@@ -12,7 +12,7 @@ import torch
 from engine.checkpoint import load_model, read_meta
 from engine.protocol import AutoregressiveModel
 
-from .data import SequenceDataset, load_dataset
+from .data import DataError, SequenceDataset, load_dataset
 from .losses import next_token_loss
 
 
@@ -44,7 +44,7 @@ def evaluate(model: AutoregressiveModel, data: SequenceDataset, split: str = "va
         count += int(out.count)
     model.train(was_training)
     if count == 0:
-        raise ValueError(f"the {split} split has no token to score")
+        raise DataError(f"the {split} split has no token to score")
     return EvalResult(nats / count, count)
 
 
@@ -59,8 +59,10 @@ def evaluate_checkpoint(model_path: str | os.PathLike, data_path: str | os.PathL
                         training.get("labels", "none"), training.get("val_fraction", 0.1),
                         training.get("trailing_silence", 0.0) if trailing_silence is None else trailing_silence)
     if data.label_names and training.get("label_names") and data.label_names != training["label_names"]:
-        raise ValueError(f"{Path(data_path).name} has labels {data.label_names}, the model was trained on "
-                         f"{training['label_names']}")
+        raise DataError(f"{Path(data_path).name} has labels {data.label_names}, the model was trained on "
+                        f"{training['label_names']}")
+    if split not in data.sequences:
+        raise DataError(f"the data has no {split!r} split; it has {', '.join(map(repr, data.sequences))}")
     if data.labels and not getattr(model.config, "global_cond_classes", 0):
         data.labels = None
     return evaluate(model, data, split, seq_len or training.get("seq_len", 1024), batch_size, max_tokens, device)

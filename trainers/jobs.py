@@ -35,6 +35,7 @@ from typing import Any
 
 import psutil
 
+from engine.errors import UserError
 from engine.paths import REPO_ROOT, runs_dir
 
 from . import runfiles
@@ -45,7 +46,7 @@ TERMINAL = ("finished", "failed", "cancelled")
 JOB_NICENESS = 10  # background training runs below the app (see _lower_priority)
 
 
-class JobError(ValueError):
+class JobError(UserError):
     """A job request that cannot be done (unknown id, nothing to resume); one line for the user."""
 
 

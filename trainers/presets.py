@@ -12,6 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from engine.errors import UserError
+
 
 @dataclass
 class Preset:
@@ -25,7 +27,7 @@ class Preset:
 _PRESETS: dict[tuple[str, str], Preset] = {}
 
 
-class PresetError(ValueError):
+class PresetError(UserError):
     pass
 
 

@@ -34,6 +34,7 @@ from torch import nn
 
 from engine import registry
 from engine.checkpoint import save_model
+from engine.errors import UserError
 
 from . import distributed, runfiles, schedule, state as ckpt
 from .config import TrainConfig
@@ -45,7 +46,7 @@ from .losses import detach_state, next_token_loss
 log = logging.getLogger("trainers.train")
 
 
-class TrainError(ValueError):
+class TrainError(UserError):
     """A run that cannot start (bad config, nothing to resume); one line for the user."""
 
 

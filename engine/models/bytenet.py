@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from ..errors import UserError
 from ..layers.bytenet import BLOCKS, NORMS, ByteNetHead, ByteNetStack, SubBatchNorm
 from ..protocol import AutoregressiveModel, TokenSpec, TrainingOutput
 from ..registry import register_family
@@ -33,13 +34,13 @@ class ByteNetConfig:
 
     def __post_init__(self) -> None:
         if self.block not in BLOCKS:
-            raise ValueError(f"block must be one of {BLOCKS}, got {self.block!r}")
+            raise UserError(f"block must be one of {BLOCKS}, got {self.block!r}")
         if self.norm not in NORMS:
-            raise ValueError(f"norm must be one of {NORMS}, got {self.norm!r}")
+            raise UserError(f"norm must be one of {NORMS}, got {self.norm!r}")
         if min(self.vocab_size, self.d, self.sets, self.set_size) < 1 or self.kernel_size < 2:
-            raise ValueError("vocab_size, d, sets, set_size must be positive and kernel_size >= 2")
+            raise UserError("vocab_size, d, sets, set_size must be positive and kernel_size >= 2")
         if not 0 < self.subbatch_aux_fraction < 1:
-            raise ValueError(f"subbatch_aux_fraction must be in (0, 1), got {self.subbatch_aux_fraction}")
+            raise UserError(f"subbatch_aux_fraction must be in (0, 1), got {self.subbatch_aux_fraction}")
 
     @property
     def dilations(self) -> list[int]:
@@ -87,12 +88,12 @@ class ByteNet(AutoregressiveModel):
 
     def forward(self, x: torch.Tensor, cond=None) -> torch.Tensor:
         if cond is not None:
-            raise ValueError("the ByteNet LM is unconditioned; pass cond=None (use the seq2seq family for sources)")
+            raise UserError("the ByteNet LM is unconditioned; pass cond=None (use the seq2seq family for sources)")
         return self.head(self.stack(self.embed(x).transpose(1, 2)))
 
     def init_state(self, batch_size: int, cond=None, device=None) -> ByteNetState:
         if cond is not None:
-            raise ValueError("the ByteNet LM is unconditioned; pass cond=None")
+            raise UserError("the ByteNet LM is unconditioned; pass cond=None")
         device = torch.device(device) if device is not None else self.device
         return ByteNetState(self.stack.new_queues(batch_size, device), 0)
 

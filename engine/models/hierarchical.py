@@ -29,6 +29,7 @@ import torch
 from torch import nn
 
 from ..alphabet import Alphabet, check_symbols
+from ..errors import UserError
 from ..layers.conv_queue import CausalConv1d
 from ..protocol import AutoregressiveModel, TokenSpec
 from ..registry import register_family
@@ -57,16 +58,16 @@ class HierarchicalConfig:
         if len(self.widths) == 1:
             self.widths = self.widths * self.levels
         if self.levels < 1 or len(self.widths) != self.levels or min(self.widths) < 1:
-            raise ValueError(f"need levels >= 1 and one positive width per level, got levels={self.levels}, "
+            raise UserError(f"need levels >= 1 and one positive width per level, got levels={self.levels}, "
                              f"widths={self.widths}")
         if self.norm not in NORMS:
-            raise ValueError(f"norm must be one of {NORMS}, got {self.norm!r}")
+            raise UserError(f"norm must be one of {NORMS}, got {self.norm!r}")
         if not 2 <= self.vocab_size <= 256 or self.n_embd < 1 or not 0 <= self.start_id < self.vocab_size:
-            raise ValueError("vocab_size must be in 2..256 (byte ids), n_embd positive, start_id inside the vocab")
+            raise UserError("vocab_size must be in 2..256 (byte ids), n_embd positive, start_id inside the vocab")
         if self.eos_id is not None and not 0 <= self.eos_id < self.vocab_size:
-            raise ValueError(f"eos_id must be inside the vocab, got {self.eos_id}")
+            raise UserError(f"eos_id must be inside the vocab, got {self.eos_id}")
         if not (0.0 <= self.dropout < 1.0 and 0.0 <= self.embed_dropout < 1.0):
-            raise ValueError(f"dropout and embed_dropout must be in [0, 1), got {self.dropout}, {self.embed_dropout}")
+            raise UserError(f"dropout and embed_dropout must be in [0, 1), got {self.dropout}, {self.embed_dropout}")
         self.alphabet = check_symbols(self.alphabet, self.vocab_size, self.start_id, self.eos_id)
 
 
@@ -120,9 +121,9 @@ class Hierarchical(AutoregressiveModel):
 
     def _check(self, x: torch.Tensor, cond) -> None:
         if cond is not None:
-            raise ValueError("the hierarchical model takes no conditioning; pass cond=None")
+            raise UserError("the hierarchical model takes no conditioning; pass cond=None")
         if x.numel() and (x.min() < 0 or x.max() >= self.config.vocab_size):
-            raise ValueError(f"ids must be in 0..{self.config.vocab_size - 1}")
+            raise UserError(f"ids must be in 0..{self.config.vocab_size - 1}")
 
     def _with_history(self, x: torch.Tensor) -> torch.Tensor:
         pad = torch.full((x.shape[0], self.receptive_field - 1), self.config.start_id, dtype=x.dtype, device=x.device)
@@ -137,7 +138,7 @@ class Hierarchical(AutoregressiveModel):
 
     def init_state(self, batch_size: int, cond=None, device=None) -> HierarchicalState:
         if cond is not None:
-            raise ValueError("the hierarchical model takes no conditioning; pass cond=None")
+            raise UserError("the hierarchical model takes no conditioning; pass cond=None")
         device = torch.device(device) if device is not None else self.device
         state = HierarchicalState([level.conv.new_queue(batch_size, device) for level in self.levels], 0)
         history = torch.full((batch_size, self.receptive_field - 1), self.config.start_id, dtype=torch.long,

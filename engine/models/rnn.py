@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
+from ..errors import UserError
 from ..layers.rnn_cells import CELLS, State
 from ..layers.rnn_stack import AveragingState, RNNStack
 from ..protocol import AutoregressiveModel, TokenSpec, TrainingOutput
@@ -52,15 +53,15 @@ class RNNConfig:
 
     def __post_init__(self) -> None:
         if self.cell not in CELLS:
-            raise ValueError(f"cell must be one of {CELLS}, got {self.cell!r}")
+            raise UserError(f"cell must be one of {CELLS}, got {self.cell!r}")
         if min(self.vocab_size, self.hidden_size, self.layers) < 1 or self.embed_size < 0:
-            raise ValueError("vocab_size, hidden_size and layers must be positive, embed_size >= 0")
+            raise UserError("vocab_size, hidden_size and layers must be positive, embed_size >= 0")
         if not 0 <= self.averaging_influence <= 1:
-            raise ValueError(f"averaging_influence must be in [0, 1], got {self.averaging_influence}")
+            raise UserError(f"averaging_influence must be in [0, 1], got {self.averaging_influence}")
         if min(self.norm_stabilizer_hidden, self.norm_stabilizer_logits) < 0:
-            raise ValueError("norm-stabilizer weights must be >= 0")
+            raise UserError("norm-stabilizer weights must be >= 0")
         if self.devices is not None and (not self.devices or len(self.devices) > self.layers):
-            raise ValueError(f"devices must list 1..{self.layers} devices (one per group of layers)")
+            raise UserError(f"devices must list 1..{self.layers} devices (one per group of layers)")
 
 
 @dataclass
@@ -93,7 +94,7 @@ class RNN(AutoregressiveModel):
     def forward_with_hiddens(self, x: torch.Tensor, cond=None) -> tuple[torch.Tensor, list[torch.Tensor]]:
         """Teacher-forced logits [B, T, V] and every layer's hidden states [B, T, H] (for the norm-stabilizer)."""
         if cond is not None:
-            raise ValueError("the RNN LM is unconditioned; pass cond=None")
+            raise UserError("the RNN LM is unconditioned; pass cond=None")
         out, hiddens = self.rnn(self.embed(x))
         return self.head(out.to(self.head.weight.device)), hiddens
 
@@ -122,10 +123,10 @@ class RNN(AutoregressiveModel):
 
     def init_state(self, batch_size: int, cond=None, device=None, influence: float | None = None) -> RNNState:
         if cond is not None:
-            raise ValueError("the RNN LM is unconditioned; pass cond=None")
+            raise UserError("the RNN LM is unconditioned; pass cond=None")
         influence = self.averaging_influence if influence is None else influence
         if not 0 <= influence <= 1:
-            raise ValueError(f"averaging influence must be in [0, 1], got {influence}")
+            raise UserError(f"averaging influence must be in [0, 1], got {influence}")
         return RNNState(self.rnn.init_states(batch_size, device), AveragingState(float(influence)))
 
     def step(self, x_t: torch.Tensor, state: RNNState) -> tuple[torch.Tensor, RNNState]:

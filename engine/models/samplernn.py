@@ -32,6 +32,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..audio import QUANTIZATIONS, dequantize, quantize
+from ..errors import UserError
 from ..protocol import AutoregressiveModel, TokenSpec, TrainingOutput
 from ..registry import register_family
 
@@ -58,18 +59,18 @@ class SampleRNNConfig:
         self.frame_sizes = [int(f) for f in self.frame_sizes]
         fs = self.frame_sizes
         if not fs or min(fs) < 1:
-            raise ValueError(f"frame_sizes must be one or more positive sizes (top tier first), got {fs}")
+            raise UserError(f"frame_sizes must be one or more positive sizes (top tier first), got {fs}")
         for a, b in zip(fs, fs[1:]):
             if a <= b or a % b:
-                raise ValueError(f"each frame size must be a multiple of, and larger than, the next: {fs}")
+                raise UserError(f"each frame size must be a multiple of, and larger than, the next: {fs}")
         if self.cell not in CELLS:
-            raise ValueError(f"cell must be one of {CELLS}, got {self.cell!r}")
+            raise UserError(f"cell must be one of {CELLS}, got {self.cell!r}")
         if self.quantization not in QUANTIZATIONS:
-            raise ValueError(f"quantization must be one of {QUANTIZATIONS}, got {self.quantization!r}")
+            raise UserError(f"quantization must be one of {QUANTIZATIONS}, got {self.quantization!r}")
         if min(self.n_classes - 1, self.dim, self.rnn_layers, self.embed_dim, self.mlp_dim) < 1:
-            raise ValueError("n_classes must be >= 2 and dim, rnn_layers, embed_dim, mlp_dim positive")
+            raise UserError("n_classes must be >= 2 and dim, rnn_layers, embed_dim, mlp_dim positive")
         if self.global_cond_classes < 0:
-            raise ValueError("global_cond_classes must be >= 0")
+            raise UserError("global_cond_classes must be >= 0")
 
     @property
     def ratios(self) -> list[int]:
@@ -169,15 +170,15 @@ class SampleRNN(AutoregressiveModel):
         n = self.config.global_cond_classes
         if not n:
             if cond is not None:
-                raise ValueError("this SampleRNN is not conditioned; pass cond=None")
+                raise UserError("this SampleRNN is not conditioned; pass cond=None")
             return None
         if cond is None:
-            raise ValueError(f"this SampleRNN is conditioned on {n} classes; pass cond")
+            raise UserError(f"this SampleRNN is conditioned on {n} classes; pass cond")
         cond = torch.as_tensor(cond, dtype=torch.long, device=device).reshape(-1)
         if cond.numel() == 1 and batch_size > 1:
             cond = cond.expand(batch_size)
         if cond.shape[0] != batch_size or cond.min() < 0 or cond.max() >= n:
-            raise ValueError(f"cond must be {batch_size} class ids in 0..{n - 1}")
+            raise UserError(f"cond must be {batch_size} class ids in 0..{n - 1}")
         return self.tiers[0].gc(cond)
 
     def _advance(self, state: SampleRNNState, x: torch.Tensor, start: bool = False):
@@ -189,7 +190,7 @@ class SampleRNN(AutoregressiveModel):
         cfg, P = self.config, self.history
         B, T = x.shape
         if T and (x.min() < 0 or x.max() >= cfg.n_classes):
-            raise ValueError(f"ids must be in 0..{cfg.n_classes - 1}")
+            raise UserError(f"ids must be in 0..{cfg.n_classes - 1}")
         z = torch.cat([state.hist, x], dim=1)  # absolute positions state.t .. state.t + P + T - 1
         base = state.t
         lo, hi = P + state.t - (1 if start else 0), P + state.t + T  # boundaries in (lo, hi] are new

@@ -22,10 +22,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..errors import UserError
 from ..layers.attention import ATTENTIONS, Attention
 from ..layers.bytenet import BLOCKS, NORMS, ByteNetHead, ByteNetStack, SubBatchNorm
 from ..layers.rnn_cells import CELLS, State
 from ..layers.rnn_stack import AveragingState, RNNStack
+from ..generation import evaluating
 from ..protocol import AutoregressiveModel, TokenSpec, TrainingOutput
 from ..registry import register_family
 from ..text import BYTE_VOCAB
@@ -68,14 +70,14 @@ class Seq2SeqConfig:
                                      ("attention", self.attention, ATTENTIONS), ("block", self.block, BLOCKS),
                                      ("norm", self.norm, NORMS), ("cell", self.cell, CELLS)):
             if value not in allowed:
-                raise ValueError(f"{name} must be one of {allowed}, got {value!r}")
+                raise UserError(f"{name} must be one of {allowed}, got {value!r}")
         if self.vocab_size != VOCAB:
-            raise ValueError(f"seq2seq vocab_size is fixed at {VOCAB} (bytes, EOS {EOS_ID}, start {BOS_ID})")
+            raise UserError(f"seq2seq vocab_size is fixed at {VOCAB} (bytes, EOS {EOS_ID}, start {BOS_ID})")
         if min(self.d, self.enc_sets, self.dec_sets, self.set_size, self.hidden_size, self.enc_layers,
                self.dec_layers) < 1 or self.kernel_size < 2:
-            raise ValueError("sizes and counts must be positive, kernel_size >= 2")
+            raise UserError("sizes and counts must be positive, kernel_size >= 2")
         if self.unfold_a <= 0 or self.length_margin < 0:
-            raise ValueError("unfold_a must be > 0 and length_margin >= 0")
+            raise UserError("unfold_a must be > 0 and length_margin >= 0")
 
     def dilations(self, sets: int) -> list[int]:
         return [2 ** i for i in range(self.set_size)] * sets
@@ -107,7 +109,7 @@ def pad_sources(sources: Sequence[str | bytes | Sequence[int]]) -> tuple[torch.T
     """Strings / bytes / id lists -> right-padded ids [B, S] and mask [B, S]."""
     rows = [list(s.encode("utf-8")) if isinstance(s, str) else list(s) for s in sources]
     if not rows or min(len(r) for r in rows) == 0:
-        raise ValueError("every source must have at least one byte")
+        raise UserError("every source must have at least one byte")
     width = max(len(r) for r in rows)
     ids = torch.zeros(len(rows), width, dtype=torch.long)
     mask = torch.zeros(len(rows), width, dtype=torch.bool)
@@ -262,7 +264,8 @@ class Seq2Seq(AutoregressiveModel):
     def _prepare(self, cond, batch_size: int) -> tuple[dict, torch.Tensor]:
         if not isinstance(cond, Encoded):
             if cond is None:
-                raise ValueError("seq2seq needs cond: the encoded source, model.encode(src)")
+                raise UserError("a sequence-to-sequence model needs a source text to rewrite "
+                                "(cond: the source string, or model.encode(src))")
             cond = self.encode(cond)
         cond = cond.expand_to(batch_size)
         unfolded = self.unfolded_length(cond.lengths)
@@ -328,10 +331,10 @@ class Seq2Seq(AutoregressiveModel):
         """Convenience: greedy (beam_width 1) or beam-search translations of strings."""
         from ..beam import beam_search
         from ..text import decode
-        self.eval()
-        enc = self.encode(list(sources))
-        max_len = max_len or int(self.unfolded_length(enc.lengths).max()) + self.config.length_margin + 1
-        return [decode(ids) for ids in beam_search(self, enc, beam_width=beam_width, max_new_tokens=max_len)]
+        with evaluating(self):
+            enc = self.encode(list(sources))
+            max_len = max_len or int(self.unfolded_length(enc.lengths).max()) + self.config.length_margin + 1
+            return [decode(ids) for ids in beam_search(self, enc, beam_width=beam_width, max_new_tokens=max_len)]
 
 
 register_family("seq2seq", Seq2SeqConfig, Seq2Seq)

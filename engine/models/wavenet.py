@@ -14,6 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..errors import UserError
 from ..layers.conv_queue import CausalConv1d, prepared
 from ..protocol import AutoregressiveModel, TokenSpec
 from ..registry import register_family
@@ -35,15 +36,15 @@ class WaveNetConfig:
 
     def __post_init__(self) -> None:
         if self.kernel_size < 2:
-            raise ValueError(f"kernel_size must be >= 2, got {self.kernel_size}")
+            raise UserError(f"kernel_size must be >= 2, got {self.kernel_size}")
         if self.gate_channels % 2:
-            raise ValueError(f"gate_channels must be even (tanh and sigmoid halves), got {self.gate_channels}")
+            raise UserError(f"gate_channels must be even (tanh and sigmoid halves), got {self.gate_channels}")
         if min(self.n_classes, self.layers_per_block, self.blocks, self.residual_channels, self.skip_channels) < 1:
-            raise ValueError("n_classes, layers_per_block, blocks and channel counts must be positive")
+            raise UserError("n_classes, layers_per_block, blocks and channel counts must be positive")
         if self.quantization not in ("mulaw", "linear"):
-            raise ValueError(f"quantization must be 'mulaw' or 'linear', got {self.quantization!r}")
+            raise UserError(f"quantization must be 'mulaw' or 'linear', got {self.quantization!r}")
         if self.input not in ("embedding", "onehot"):
-            raise ValueError(f"input must be 'embedding' or 'onehot', got {self.input!r}")
+            raise UserError(f"input must be 'embedding' or 'onehot', got {self.input!r}")
 
     @property
     def dilations(self) -> list[int]:
@@ -111,15 +112,15 @@ class WaveNet(AutoregressiveModel):
     def _cond_biases(self, cond, batch_size: int) -> list[torch.Tensor] | None:
         if not self.config.global_cond_classes:
             if cond is not None:
-                raise ValueError("this WaveNet is not conditioned; pass cond=None")
+                raise UserError("this WaveNet is not conditioned; pass cond=None")
             return None
         if cond is None:
-            raise ValueError(f"this WaveNet is conditioned on {self.config.global_cond_classes} classes; pass cond")
+            raise UserError(f"this WaveNet is conditioned on {self.config.global_cond_classes} classes; pass cond")
         cond = torch.as_tensor(cond, dtype=torch.long, device=self.device).reshape(-1)
         if cond.numel() == 1 and batch_size > 1:
             cond = cond.expand(batch_size)
         if cond.shape[0] != batch_size or cond.min() < 0 or cond.max() >= self.config.global_cond_classes:
-            raise ValueError(f"cond must be {batch_size} class ids in 0..{self.config.global_cond_classes - 1}")
+            raise UserError(f"cond must be {batch_size} class ids in 0..{self.config.global_cond_classes - 1}")
         return [layer.cond(cond) for layer in self.layers]
 
     # ---- the protocol ---------------------------------------------------------------------------------------

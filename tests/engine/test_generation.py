@@ -75,10 +75,11 @@ def test_extreme_uniforms_stay_in_the_allowed_set():
     (dict(temperature=math.nan), "temperature"), (dict(temperature=-1.0), "temperature"),
     (dict(temperature=1e9), "temperature"), (dict(top_k=-2), "top_k"), (dict(top_p=0.0), "top_p"),
     (dict(top_p=1.5), "top_p"), (dict(max_new_tokens=0), "max_new_tokens"), (dict(max_new_tokens=-5), "max_new_tokens"),
-    (dict(max_new_tokens=10**9), "max_new_tokens"),
+    (dict(max_new_tokens=10**9), "max_new_tokens"), (dict(top_k=10**20), "top_k"), (dict(seed=10**23), "seed"),
+    (dict(seed=-1), "seed"), (dict(backend="turbo"), "backend"),
 ])
 def test_bad_generation_arguments_are_refused_clearly(kwargs, match):
-    with pytest.raises(ValueError, match=match):
+    with pytest.raises(engine.UserError, match=match):  # a ValueError a user can fix: one line in the CLIs
         next(engine.generate(tiny_wavenet(), None, **kwargs))
 
 
@@ -107,3 +108,70 @@ def test_top_p_ties_keep_the_lower_id():
     logits = torch.tensor([[1.0, 1.0, 1.0, 1.0]])
     probs = filtered_probs(logits, SamplingConfig(1.0, top_p=0.5))
     assert probs[0].tolist() == [0.25, 0.25, 0.0, 0.0]
+
+
+def _modes(model):
+    return [m.training for m in model.modules()]
+
+
+def _half_training(model):
+    """Train mode with one submodule in eval: the restore must bring back each module's own flag."""
+    model.train()
+    next(m for m in model.modules() if m is not model).eval()
+    return _modes(model)
+
+
+@pytest.mark.parametrize("path", ["eager", "auto", "naive"])  # auto: the compiled loop of engine.fast
+def test_generation_restores_train_mode_when_finished_closed_or_failed(path, monkeypatch):
+    model = tiny_wavenet()
+    before = _half_training(model)
+    naive = path == "naive"
+    kw = {} if naive else {"backend": path}
+
+    def fn(**more):
+        return (engine.generate_naive if naive else engine.generate)(model, None, seed=0, **kw, **more)
+
+    seen = []
+    for name in ("forward", "step", "prime"):
+        original = getattr(model, name)
+        monkeypatch.setattr(model, name, lambda *a, _f=original, **k: seen.append(model.training) or _f(*a, **k))
+    # finished
+    assert sum(c.shape[1] for c in fn(max_new_tokens=20, chunk_size=4)) == 20
+    assert seen and not any(seen) and _modes(model) == before  # generated in eval mode, then back
+    assert engine.generate_all(model, None, max_new_tokens=5, seed=0, naive=naive, **kw).shape == (1, 5)
+    assert _modes(model) == before
+    # closed early
+    gen = fn(max_new_tokens=50, chunk_size=4)
+    next(gen)
+    assert not model.training
+    gen.close()
+    assert _modes(model) == before
+    # raised mid-way
+    for name in ("forward", "step", "prime"):
+        monkeypatch.setattr(model, name, lambda *a, **k: (_ for _ in ()).throw(RuntimeError("boom")))
+    with pytest.raises(RuntimeError, match="boom"):
+        list(fn(max_new_tokens=50, chunk_size=4))
+    assert _modes(model) == before
+
+
+def test_an_eval_model_stays_in_eval_and_bad_arguments_leave_the_mode_alone():
+    model = tiny_wavenet().eval()
+    engine.generate_all(model, None, max_new_tokens=5, seed=0)
+    assert not any(_modes(model))
+    model.train()
+    with pytest.raises(engine.UserError, match="seed"):
+        engine.generate_all(model, None, max_new_tokens=5, seed=-1)
+    assert all(_modes(model))
+
+
+def test_beam_search_and_translate_restore_train_mode(monkeypatch):
+    model = engine.build_model("seq2seq", d=8, enc_sets=1, dec_sets=1, set_size=2, hidden_size=8)
+    before = _half_training(model)
+    assert len(engine.beam_search(model, model.encode(["3 March"]), beam_width=2, max_new_tokens=5)) == 1
+    assert _modes(model) == before
+    assert len(model.translate(["3 March", "4 May"], beam_width=2, max_len=5)) == 2
+    assert _modes(model) == before
+    monkeypatch.setattr(model, "step", lambda *a, **k: (_ for _ in ()).throw(RuntimeError("boom")))
+    with pytest.raises(RuntimeError, match="boom"):
+        engine.beam_search(model, model.encode(["3 March"]), beam_width=2, max_new_tokens=5)
+    assert _modes(model) == before

@@ -76,7 +76,7 @@ def test_receptive_field_is_exact(kernel_size, layers, blocks):
 def test_config_errors_are_clear():
     with pytest.raises(ValueError, match="kernel_size"):
         engine.build_model("wavenet", kernel_size=1)
-    with pytest.raises(TypeError, match="no field"):
+    with pytest.raises(engine.UserError, match="no field"):
         engine.build_model("wavenet", layers=3)
     with pytest.raises(ValueError, match="unknown model family"):
         engine.build_model("nope")

@@ -240,7 +240,7 @@ def oversized_upload(m, tmp):
 # ---- the CLIs ------------------------------------------------------------------------------------------------
 def cli_generate(*args):
     def case(m, tmp, capsys):
-        from engine.generate import main
+        from engine.cli import main
         code = main(["--model", m["audio"], "--cond", "1", "--out", str(tmp / "o.wav"), *args])
         err = capsys.readouterr().err.strip()
         assert code == 2 and len(err.splitlines()) == 1, err
@@ -250,12 +250,15 @@ def cli_generate(*args):
 
 def cli_train_on_empty_folder(m, tmp, capsys):
     from trainers.cli import main
+    from trainers.data.audio import AUDIO_SUFFIXES
     (tmp / "empty").mkdir()
     code = main(["train", "--family", "wavenet", "--data", str(tmp / "empty"), "--out", str(tmp / "run"),
                  "--max-steps", "1", "--no-progress"])
     err = capsys.readouterr().err.strip()
-    assert code != 0 and "Traceback" not in err
-    return err.splitlines()[-1]
+    # the whole of stderr is one line that names the folder and says it holds no audio file of any kind read
+    assert code == 2 and len(err.splitlines()) == 1, err
+    assert err == f"error: no audio files ({', '.join(AUDIO_SUFFIXES)}) in {tmp / 'empty'}", err
+    return err
 
 
 CASES = [
@@ -304,7 +307,10 @@ CASES = [
     ("CLI: temperature 1e9", cli_generate("--tokens", "5", "--temperature", "1e9"), "temperature"),
     ("CLI: 10^9 tokens", cli_generate("--tokens", "1000000000"), "max_new_tokens"),
     ("CLI: negative seconds", cli_generate("--seconds", "-1"), "--seconds"),
-    ("CLI: train on an empty folder", cli_train_on_empty_folder, "no"),
+    ("CLI: device foo", cli_generate("--tokens", "5", "--device", "foo"), "unknown device"),
+    ("CLI: top-k 10^20", cli_generate("--tokens", "5", "--top-k", "100000000000000000000"), "top_k"),
+    ("CLI: seed 10^23", cli_generate("--tokens", "5", "--seed", "99999999999999999999999"), "--seed"),
+    ("CLI: train on an empty folder", cli_train_on_empty_folder, "no audio files"),
 ]
 
 

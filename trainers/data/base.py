@@ -20,11 +20,13 @@ from dataclasses import dataclass, field
 
 import torch
 
+from engine.errors import UserError
+
 log = logging.getLogger("trainers.data")
 SPLITS = ("train", "val")
 
 
-class DataError(ValueError):
+class DataError(UserError):
     """A dataset that cannot be used; the message is one line fit to show a user."""
 
 
