@@ -6,7 +6,6 @@ import math
 import numpy as np
 import pytest
 import soundfile as sf
-import torch
 
 import engine
 from trainers import runfiles
