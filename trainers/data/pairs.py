@@ -1,7 +1,7 @@
 """Parallel pairs for seq2seq: a TSV file of `source<TAB>target` lines, as byte ids.
 
-Only the dataset lives here; the seq2seq family decides how to use `Batch.src` (its own `training_loss`, or the
-default loss, which feeds `cond=model.encode(src)`).  Targets are framed as [start id] target [end id].
+Only the dataset lives here; the trainer conditions the model on `cond=model.encode(Batch.src, Batch.src_mask)`
+(trainers/losses.py).  Targets are framed as [start id] target [end id].
 """
 from __future__ import annotations
 
