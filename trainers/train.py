@@ -35,6 +35,7 @@ from torch import nn
 from engine import registry
 from engine.checkpoint import save_model
 from engine.errors import UserError
+from engine.paths import data_root
 
 from . import distributed, runfiles, schedule, state as ckpt
 from .config import TrainConfig
@@ -381,9 +382,21 @@ class _Run:
         return self.summary
 
 
+def _portable_data_name(path: str | Path) -> str:
+    """The data as config.json records it: `$PLAYGROUND_DATA/...` for the public datasets (a checkpoint trained by a
+    recipe names no folder of this machine), else the path as given."""
+    root = data_root()
+    if root is not None:
+        try:
+            return "$PLAYGROUND_DATA/" + Path(path).resolve().relative_to(root.resolve()).as_posix()
+        except ValueError:
+            pass
+    return str(path)
+
+
 def _training_meta(cfg: TrainConfig, data: SequenceDataset, model) -> dict:
-    return {"data": str(cfg.data), "data_kind": cfg.data_kind, "split": cfg.split, "labels": cfg.labels,
-            "label_names": data.label_names, "val_fraction": cfg.val_fraction,
+    return {"data": _portable_data_name(cfg.data), "data_kind": cfg.data_kind, "split": cfg.split,
+            "labels": cfg.labels, "label_names": data.label_names, "val_fraction": cfg.val_fraction,
             "trailing_silence": cfg.trailing_silence, "seq_len": cfg.seq_len, "preset": cfg.preset,
             "data_description": data.description, "data_source": cfg.data_source, "license": cfg.license,
             "batch_size": cfg.batch_size, "lr": cfg.lr,

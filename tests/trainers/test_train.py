@@ -146,3 +146,15 @@ def test_norm_stabilizer_is_reported_apart_from_the_cross_entropy(tmp_path, text
     for m in records:
         assert m["norm_stabilizer_hidden"] > 0
         assert m["ce"] == pytest.approx(m["loss"] - m["norm_stabilizer_hidden"])
+
+
+def test_config_json_names_public_data_by_the_data_setting_not_a_local_folder(tmp_path, text, monkeypatch):
+    """A run on data under PLAYGROUND_DATA records `$PLAYGROUND_DATA/<relative path>`: a checkpoint trained by a
+    recipe names no folder of the machine it was trained on.  Data elsewhere is recorded as given."""
+    kw = dict(max_steps=2, eval_every=2, checkpoint_every=2)
+    monkeypatch.setenv("PLAYGROUND_DATA", str(tmp_path))
+    train(_cfg(tmp_path, text, **kw), progress=False)
+    assert engine.read_meta(tmp_path / "run" / "last")["training"]["data"] == "$PLAYGROUND_DATA/text.txt"
+    monkeypatch.setenv("PLAYGROUND_DATA", str(tmp_path / "elsewhere"))
+    train(_cfg(tmp_path, text, out=str(tmp_path / "run2"), **kw), progress=False)
+    assert engine.read_meta(tmp_path / "run2" / "last")["training"]["data"] == str(text)
