@@ -120,5 +120,8 @@ def write_wav(path: str | os.PathLike, wave, sample_rate: int) -> None:
     wave = to_mono_float(np.asarray(wave.cpu() if isinstance(wave, torch.Tensor) else wave))
     p = Path(path)
     tmp = p.with_name(p.name + ".tmp")
-    sf.write(str(tmp), wave, int(sample_rate), subtype="PCM_16", format="WAV")
+    try:
+        sf.write(str(tmp), wave, int(sample_rate), subtype="PCM_16", format="WAV")
+    except sf.LibsndfileError as e:  # libsndfile says only "System error" for a folder that is missing or read-only
+        raise AudioError(f"cannot write {p}: {e.error_string.rstrip('.')} (is its folder there and writable?)") from None
     os.replace(tmp, p)

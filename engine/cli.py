@@ -21,7 +21,7 @@ from .beam import beam_search
 from .checkpoint import load_model, read_meta
 from .devices import parse_device
 from .errors import UserError, one_line
-from .generation import MAX_SEED, generate
+from .generation import MAX_NEW_TOKENS, MAX_SEED, generate
 from .sampling import SamplingConfig
 
 PROG = "python -m engine"
@@ -61,6 +61,8 @@ def _user_file(what: str):
     try:
         yield
     except OSError as e:
+        if e.strerror and e.filename is not None and str(e.filename) in what:
+            raise UserError(f"{what}: {e.strerror[:1].lower()}{e.strerror[1:]}") from None
         raise UserError(f"{what}: {one_line(e)}") from None
 
 
@@ -92,6 +94,9 @@ def _new_tokens(args, model) -> int:
             raise UserError("--seconds is for audio models; use --tokens for text")
         if not math.isfinite(args.seconds) or args.seconds <= 0:
             raise UserError(f"--seconds must be a positive number, got {args.seconds}")
+        if args.seconds * spec.sample_rate > MAX_NEW_TOKENS:
+            raise UserError(f"--seconds must be at most {MAX_NEW_TOKENS / spec.sample_rate:g} for this "
+                            f"{spec.sample_rate} Hz model, got {args.seconds:g}")
         return max(1, round(args.seconds * spec.sample_rate))
     if args.tokens is None:
         return spec.sample_rate if spec.kind == "audio" else DEFAULT_TEXT_TOKENS

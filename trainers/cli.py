@@ -22,6 +22,7 @@ import sys
 from pathlib import Path
 
 from engine import registry
+from engine.devices import parse_device
 from engine.errors import UserError, one_line
 
 from . import runfiles
@@ -114,9 +115,22 @@ def config_from_args(a: argparse.Namespace) -> TrainConfig:
             raise DataError(f"--set {key}: not a training field nor a {cfg.family} config field")
     if cfg.max_steps < 1 or cfg.batch_size < 1 or cfg.seq_len < 1:
         raise DataError("max_steps, batch_size and seq_len must be positive")
-    if cfg.minutes is not None and cfg.minutes <= 0:
+    if cfg.minutes is not None and not cfg.minutes > 0:
         raise DataError("--minutes must be positive")
+    if not (isinstance(cfg.lr, (int, float)) and math.isfinite(cfg.lr) and cfg.lr > 0):
+        raise DataError(f"--lr must be a positive number, got {cfg.lr}")
+    _check_threads(cfg.threads)
+    if cfg.seed is not None and not SEEDS[0] <= cfg.seed <= SEEDS[1]:
+        raise DataError(f"--seed must be a whole number from {SEEDS[0]} to {SEEDS[1]}, got {cfg.seed}")
     return cfg
+
+
+SEEDS = (-2**63, 2**64 - 1)  # what torch.manual_seed takes
+
+
+def _check_threads(threads: int | None) -> None:
+    if threads is not None and threads < 0:
+        raise DataError(f"--threads must be a positive number (0 or none: the default), got {threads}")
 
 
 def _coerce(key: str, value: str, like):
@@ -160,9 +174,13 @@ def cmd_train(a: argparse.Namespace) -> int:
 def cmd_eval(a: argparse.Namespace) -> int:
     from .evaluate import evaluate_checkpoint
     import torch
-    if a.threads:
-        torch.set_num_threads(a.threads)
     try:
+        _check_threads(a.threads)
+        parse_device(a.device)  # before reading any file
+        if a.batch_size < 1 or (a.max_tokens is not None and a.max_tokens < 1):
+            raise DataError("--batch-size and --max-tokens must be positive")
+        if a.threads:
+            torch.set_num_threads(a.threads)
         res = evaluate_checkpoint(a.model, a.data, a.split, a.max_tokens, batch_size=a.batch_size, device=a.device,
                                   trailing_silence=a.trailing_silence)
     except USER_ERRORS as e:

@@ -273,8 +273,8 @@ class SampleRNN(AutoregressiveModel):
         fresh = self.init_state(B, cond if self.config.global_cond_classes else None, x.device)
         if state is not None:
             if state.t % self.history or T % self.history:
-                raise ValueError(f"stateful SampleRNN training needs seq_len divisible by the top frame size "
-                                 f"{self.history}, got {T}")
+                raise UserError(f"stateful SampleRNN training needs seq_len divisible by the top frame size "
+                                f"{self.history}, got {T}")
             reset = reset if reset is not None else torch.ones(B, dtype=torch.bool, device=x.device)
             state = _mix_rows(state, fresh, reset)
         logits, state = self._advance(fresh if state is None else state, x)

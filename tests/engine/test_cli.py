@@ -128,9 +128,12 @@ def test_a_language_model_refuses_seq2seq_flags(tmp_path, capsys, args, match):
     (["--seed", "99999999999999999999999"], "--seed must be a whole number from 0 to"),
     (["--seed", "-1"], "--seed"),
     (["--out", "/no/such/folder/o.wav"], "does not exist"),
+    (["--seconds", "1e300"], "--seconds must be at most 12500"),
+    pytest.param(["--out", "/proc/o.wav"], "cannot write /proc/o.wav", marks=pytest.mark.skipif(
+        not __import__("os").path.isdir("/proc/self"), reason="needs a folder nobody can write in")),
 ])
 def test_bad_device_top_k_seed_and_out_folder_are_one_line_in_a_subprocess(audio_model, tmp_path, extra, match):
-    args = ["--model", str(audio_model), "--tokens", "5", "--cond", "1"]
+    args = ["--model", str(audio_model), "--cond", "1"] + ([] if "--seconds" in extra else ["--tokens", "5"])
     if "--out" not in extra:
         args += ["--out", str(tmp_path / "o.wav")]
     r = subprocess.run([sys.executable, "-m", "engine", *args, *extra], capture_output=True, text=True, timeout=120)

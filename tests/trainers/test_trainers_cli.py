@@ -36,6 +36,9 @@ def test_out_an_existing_file_is_only_its_one_line(names, tmp_path):
         __import__("torch").cuda.is_available(), reason="this machine has a GPU")),
     (["--family", "nope"], "unknown model family 'nope'"),
     (["--preset", "huge"], "huge"),
+    (["--lr", "-1"], "--lr must be a positive number"), (["--lr", "nan"], "--lr must be a positive number"),
+    (["--minutes", "nan"], "--minutes must be positive"), (["--threads", "-2"], "--threads must be"),
+    (["--seed", "99999999999999999999999"], "--seed must be a whole number"),
 ])
 def test_user_errors_are_one_line_and_exit_2(names, tmp_path, capsys, args, match):
     base = {"--family": "rnn", "--data": str(names), "--out": str(tmp_path / "run"), "--max-steps": "1"}
@@ -47,10 +50,14 @@ def test_user_errors_are_one_line_and_exit_2(names, tmp_path, capsys, args, matc
     assert len(err) == 1 and err[0].startswith("error:") and match in err[0], err
 
 
-def test_eval_user_errors_are_one_line(names, tmp_path, capsys):
-    assert main(["eval", "--model", str(tmp_path / "missing"), "--data", str(names)]) == 2
+@pytest.mark.parametrize("args,match", [
+    ([], "no checkpoint"), (["--batch-size", "0"], "--batch-size and --max-tokens must be positive"),
+    (["--threads", "-1"], "--threads must be"), (["--device", "foo"], "unknown device 'foo'"),
+])
+def test_eval_user_errors_are_one_line(names, tmp_path, capsys, args, match):
+    assert main(["eval", "--model", str(tmp_path / "missing"), "--data", str(names), *args]) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and "no checkpoint" in err[0], err
+    assert len(err) == 1 and match in err[0], err
 
 
 @pytest.mark.parametrize("exc", [TypeError("a bug"), ValueError("an internal invariant broke")])
