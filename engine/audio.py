@@ -123,5 +123,6 @@ def write_wav(path: str | os.PathLike, wave, sample_rate: int) -> None:
     try:
         sf.write(str(tmp), wave, int(sample_rate), subtype="PCM_16", format="WAV")
     except sf.LibsndfileError as e:  # libsndfile says only "System error" for a folder that is missing or read-only
-        raise AudioError(f"cannot write {p}: {e.error_string.rstrip('.')} (is its folder there and writable?)") from None
+        reason = e.error_string.rstrip(".")
+        raise AudioError(f"cannot write {p}: {reason} (is its folder there and writable?)") from None
     os.replace(tmp, p)
