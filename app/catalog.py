@@ -121,7 +121,8 @@ def describe(info: engine.ModelInfo) -> str:
         lines.append(f"conditioned on {len(labels)} classes ({', '.join(labels[:10])}{more})")
     data = training.get("data_source") or training.get("data")
     if data:
-        lines.append(f"trained on: {data}")
+        url = training.get("data_url")
+        lines.append(f"trained on: {data}" + (f" ({url})" if url and url not in data else ""))
     loss = training.get("val_loss")
     if isinstance(loss, (int, float)):
         bits = training.get("val_bits")

@@ -84,3 +84,12 @@ def test_root_app_py_is_the_spaces_launcher():
     text = (root / "app.py").read_text()
     assert "from app.__main__ import main" in text
     assert importlib.import_module("app").__path__  # a package, not the launcher module
+
+
+def test_model_description_names_the_data_source_and_its_address():
+    import engine
+    from app.catalog import describe
+    meta = {"tokens": {"sample_rate": 8000}, "training": {"data": "Some Corpus", "data_url": "https://example.org/c",
+                                                        "license": "CC0"}}
+    text = describe(engine.ModelInfo("m", "/x", "wavenet", "audio", True, meta))
+    assert "trained on: Some Corpus (https://example.org/c)" in text and "data license: CC0" in text
