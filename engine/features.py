@@ -5,6 +5,9 @@ generation time are computed exactly as the frames it was trained on.  Frame `f`
 `f * hop ... (f + 1) * hop - 1`: the STFT window is centred on the middle of those samples, so a clip of `T`
 samples has `ceil(T / hop)` frames and frame and sample grids line up without an offset to remember.
 
+Values are `log(max(mel power, floor) / floor)`: natural-log units above the floor, so silence is exactly 0.  A
+conditioned model can then treat "no frame here" (before a clip, after it, padding) as silence, zeros.
+
 The mel filterbank is torchaudio's (`melscale_fbanks`, Slaney-normalised like librosa's default); the STFT is
 torch's, so features run on the model's device.
 """
@@ -31,7 +34,7 @@ class LogMelConfig:
     n_mels: int = 40
     fmin: float = 0.0
     fmax: float | None = None  # None = Nyquist
-    floor: float = 1e-5  # log(max(mel, floor)): the level silence maps to
+    floor: float = 1e-5  # mel power at or below this is silence (feature value 0)
 
     def __post_init__(self) -> None:
         if min(self.sample_rate, self.hop, self.n_fft, self.n_mels) < 1:
@@ -50,7 +53,7 @@ class LogMelConfig:
 
 
 class LogMel:
-    """`LogMel(config)(wave)`: float waveform [T] or [B, T] in [-1, 1] -> log-mel frames [B, n_mels, ceil(T/hop)]."""
+    """`LogMel(config)(wave)`: float waveform [T] or [B, T] in [-1, 1] -> frames [B, n_mels, ceil(T/hop)], >= 0."""
 
     def __init__(self, config: LogMelConfig):
         self.config = config
@@ -74,4 +77,4 @@ class LogMel:
         spec = torch.stft(padded, c.n_fft, c.hop, window=self._window.to(wave.device), center=False,
                           return_complex=True)[:, :, :n_frames]
         mel = (spec.abs() ** 2).transpose(1, 2) @ self._fbank.to(wave.device)  # [B, F, mels]
-        return torch.log(mel.clamp(min=c.floor)).transpose(1, 2).contiguous()
+        return torch.log(mel.clamp(min=c.floor) / c.floor).transpose(1, 2).contiguous()

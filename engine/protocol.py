@@ -27,6 +27,29 @@ class TokenSpec:
 
 
 @dataclass
+class Conditioning:
+    """What a model hears besides its own past, when that is more than a class id.
+
+    `cond` may always be plain class ids (`LongTensor[B]`, or one id for every row); a model with local
+    conditioning takes this instead.  `frames` are feature frames on a timeline of samples (frame f describes
+    samples f*hop .. (f+1)*hop - 1; engine/features.py makes them, and outside the given frames the timeline is
+    silence, all zeros); `first_sample` is the timeline sample that each row's position 0 predicts: 0 when a
+    clip is generated from its start, a window's offset when training cuts one from the middle of a clip.
+    """
+
+    classes: torch.Tensor | None = None  # LongTensor [B] global class ids, or None
+    frames: torch.Tensor | None = None  # [B, C, F] feature frames (a batch of 1 is shared by every row), or None
+    first_sample: torch.Tensor | int = 0  # LongTensor [B] or one int
+
+
+def split_conditioning(cond: Any) -> tuple[Any, Conditioning | None]:
+    """(class ids or None, the frames part or None) of whatever a caller passed as `cond`."""
+    if isinstance(cond, Conditioning):
+        return cond.classes, cond if cond.frames is not None else None
+    return cond, None
+
+
+@dataclass
 class TrainingOutput:
     """What `AutoregressiveModel.training_forward` hands the trainer, which scores it (trainers.losses).
 

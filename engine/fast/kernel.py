@@ -310,16 +310,25 @@ def sample_row(logits, temperature, top_k, top_p, u, probs, scratch):
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
-def run_rows(ops, P, arena, Q, t0, last, first_step, U, temperature, top_k, top_p, logits, vocab, out):
+def run_rows(ops, P, arena, Q, t0, last, first_step, U, temperature, top_k, top_p, logits, vocab, S, s_off, out):
     """n = U.shape[1] tokens for every row: token i first steps the model on the previous ids (except the very
     first token of a generation, whose logits the eager prime left in the arena), then samples row b with
-    uniform U[b, i].  `last` holds the previous id per row and is updated; returns the clock after the chunk."""
+    uniform U[b, i].  `last` holds the previous id per row and is updated; returns the clock after the chunk.
+    S [rows, n, w] holds per-step constants for clock values t0 .. t0+n-1 (w = 0: none), copied to arena
+    offset s_off before the step at each clock value."""
     n = U.shape[1]
+    width = S.shape[2]
     probs = np.empty(vocab, np.float64)
     scratch = np.empty(vocab, np.float64)
     t = t0
     for i in range(n):
         if i > 0 or first_step:
+            if width > 0:
+                for b in range(arena.shape[0]):
+                    row = S[b, t - t0]
+                    dst = arena[b, s_off:s_off + width]
+                    for c in range(width):
+                        dst[c] = row[c]
             step_rows(ops, P, arena, Q, t, last)
             t += 1
         for b in range(arena.shape[0]):

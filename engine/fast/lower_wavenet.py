@@ -24,11 +24,14 @@ def lower_wavenet(model: WaveNet) -> Lowered:
     else:
         raise Unsupported(f"no fast lowering for the WaveNet input {cfg.input!r}")
     sqrt_half = pb.param(np.array([math.sqrt(0.5)]))
+    local = pb.step_constants(len(model.layers) * G) if model.frame_net is not None else None
     for i, layer in enumerate(model.layers):
         conv = layer.conv
         pb.conv(z, h, np32(conv.weight), np32(conv.bias), conv.dilation[0])
         if cfg.global_cond_classes:
             pb.op(ADD, z, pb.constant(f"cond{i}", G), G)
+        if local is not None:  # the same order as WaveNet.step: global bias, then the frames' bias
+            pb.op(ADD, z, local + i * G, G)
         pb.op(GATE, g, z, half)
         pb.linear(r, g, np32(layer.residual.weight)[:, :, 0], np32(layer.residual.bias))
         pb.op(ADD, h, r, R)
@@ -46,10 +49,20 @@ def lower_wavenet(model: WaveNet) -> Lowered:
             return {}
         return {f"cond{i}": bias for i, bias in enumerate(state.cond_bias)}
 
-    return Lowered(program, constants=constants)
+    frame_net = model.frame_net  # not the model: the cache holding this closure must not keep the model alive
+
+    def step_constants(state, t0: int, n: int):
+        """Local conditioning's gate biases for the chunk's clock values, [B, n, layers * G] (bounded by n)."""
+        if frame_net is None:
+            return None
+        fs = state.frames
+        return frame_net.sample_biases(fs.frames, fs.first_sample + t0, n).transpose(1, 2)
+
+    return Lowered(program, constants=constants, step_constants=step_constants)
 
 
 register_lowering(WaveNet, lower_wavenet,
                   handles={"n_classes", "layers_per_block", "blocks", "kernel_size", "residual_channels",
-                           "gate_channels", "skip_channels", "global_cond_classes", "input"},
-                  ignores={"sample_rate": "metadata", "quantization": "decoding"})  # ids only; audio is decoded outside
+                           "gate_channels", "skip_channels", "global_cond_classes", "input", "local_cond_channels",
+                           "local_cond_hop", "local_cond_hidden", "local_cond_layers"},
+                  ignores={"sample_rate": "metadata", "quantization": "decoding", "features": "frontend"})  # ids only; audio is decoded outside

@@ -41,6 +41,10 @@ def _no_constants(state) -> dict[str, torch.Tensor]:
     return {}
 
 
+def _no_step_constants(state, t0: int, n: int) -> None:
+    return None
+
+
 def _get_t(state) -> int:
     return state.t
 
@@ -57,6 +61,8 @@ class Lowered:
     constants: Callable[[Any], dict[str, torch.Tensor]] = field(default=_no_constants)  # name -> [B, n]
     get_t: Callable[[Any], int] = field(default=_get_t)
     set_t: Callable[[Any, int], None] = field(default=_set_t)
+    step_constants: Callable[[Any, int, int], torch.Tensor | None] = field(default=_no_step_constants)
+    # (state, t0, n) -> [B, n, width] float32, the per-step region's values at clock t0 .. t0+n-1 (or None)
 
 
 @dataclass(frozen=True)

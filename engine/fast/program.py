@@ -52,6 +52,7 @@ class Program:
     queue_offsets: list[int]  # offset of each queue in the packed queue row
     queue_size: int  # floats per packed queue row
     constants: dict[str, int] = field(default_factory=dict)  # named per-row constant regions (e.g. cond biases)
+    step_region: tuple[int, int] = (0, 0)  # (offset, width) of the region refreshed before every step, or width 0
 
 
 class ProgramBuilder:
@@ -66,6 +67,7 @@ class ProgramBuilder:
         self._queue_offsets: list[int] = []
         self._queue_size = 0
         self.constants: dict[str, int] = {}
+        self.step_region = (0, 0)
 
     # ---- storage ----------------------------------------------------------------------------------------
     def buffer(self, n: int) -> int:
@@ -78,6 +80,15 @@ class ProgramBuilder:
         """An arena region the runner fills per batch row before each chunk (e.g. a conditioning bias)."""
         off = self.buffer(n)
         self.constants[name] = off
+        return off
+
+    def step_constants(self, n: int) -> int:
+        """The arena region the kernel refreshes before every step from a per-step table the runner computes for
+        each chunk (`Lowered.step_constants`: e.g. local conditioning's per-sample gate biases); one per program."""
+        if self.step_region[1]:
+            raise ValueError("a program has one per-step constant region")
+        off = self.buffer(n)
+        self.step_region = (off, n)
         return off
 
     def param(self, values) -> int:
@@ -136,4 +147,4 @@ class ProgramBuilder:
         params = np.concatenate(self._params) if self._params else np.zeros(ALIGN, np.float32)
         return Program(np.ascontiguousarray(ops), np.ascontiguousarray(params), max(self._arena, ALIGN), logits,
                        vocab_size, list(self._queues), list(self._queue_offsets), max(self._queue_size, ALIGN),
-                       dict(self.constants))
+                       dict(self.constants), self.step_region)

@@ -94,13 +94,22 @@ class FastRunner:
             raise ValueError(f"uniforms must be [{n}, {b}], got {tuple(uniforms.shape)}")
         out = np.empty((b, n), np.int64)
         t0 = int(self.lowered.get_t(self.state))
+        table = self.lowered.step_constants(self.state, t0, n)
+        if table is None:
+            table = np.zeros((b, n, 0), np.float32)
+        else:
+            table = np.ascontiguousarray(table.detach().to("cpu", torch.float32).numpy())
+            if table.shape != (b, n, p.step_region[1]):
+                raise RuntimeError(f"per-step constants are {table.shape}, expected {(b, n, p.step_region[1])}")
         args = (self.temperature, self.top_k, self.top_p, p.logits, p.vocab_size)
         if self.threads == 1:
-            t_end = run_rows(p.ops, p.params, self.arena, self.queues, t0, self.last, first_step, u, *args, out)
+            t_end = run_rows(p.ops, p.params, self.arena, self.queues, t0, self.last, first_step, u, *args, table,
+                             p.step_region[0], out)
         else:
             bounds = np.linspace(0, b, self.threads + 1).astype(int)
             futures = [_pool().submit(run_rows, p.ops, p.params, self.arena[lo:hi], self.queues[lo:hi], t0,
-                                      self.last[lo:hi], first_step, u[lo:hi], *args, out[lo:hi])
+                                      self.last[lo:hi], first_step, u[lo:hi], *args, table[lo:hi],
+                                      p.step_region[0], out[lo:hi])
                        for lo, hi in zip(bounds[:-1], bounds[1:]) if hi > lo]
             t_end = [f.result() for f in futures][0]
         self.lowered.set_t(self.state, int(t_end))

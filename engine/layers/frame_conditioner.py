@@ -1,17 +1,19 @@
-"""Local conditioning (the WaveNet paper's second kind): frame features -> one bias per sample for every gate.
+"""Local conditioning (the WaveNet paper's second kind): frame features -> a bias per sample for every gate.
 
-Frames `[B, C, F]` come at a hop of `hop` samples (frame f describes samples f*hop .. (f+1)*hop - 1, see
-engine/features.py).  A small frame network (`layers` convolutions of kernel 3 over frames, ReLU between) turns
-them into `hidden` channels, and a 1x1 projection maps those to `out_channels` = every gate's bias at once
-(WaveNet: layers x gate_channels).  The frame-rate biases are upsampled to the sample rate by linear
-interpolation between frame centres.  Interpolation is linear and the projection is linear, so projecting per
-frame and then interpolating equals interpolating the features and projecting per sample (the usual "upsample,
-then a 1x1 conv into every gate"), at a fraction of the cost: a sample costs one blend of two vectors.
+Frames `[B, C, F]` come at a hop of `hop` samples: frame f describes samples f*hop .. (f+1)*hop - 1 of the
+timeline (engine/features.py), and outside 0 .. F-1 the timeline is silence, which the feature front end makes
+all zeros.  A small frame network (`layers` convolutions of kernel 3 over frames, ReLU between) turns frames into
+`hidden` channels, and a 1x1 projection maps those to `out_channels`: every gate's bias at once (WaveNet:
+layers x gate_channels).  The frame-rate biases are upsampled to the sample rate by linear interpolation between
+frame centres.  Interpolation and projection are both linear, so projecting per frame and then interpolating
+equals the usual "upsample the features, then a 1x1 convolution into every gate" per sample, at a fraction of the
+cost: a generated sample costs one blend of two vectors.
 
-Lookahead, stated and bounded: sample t (in frame t // hop) reads frame outputs up to t // hop + 1, and each
-frame output reads `layers` frames to its right, so a sample needs frames up to `t // hop + 1 + layers`.  Frames
-beyond the end are zero padding (the frame network's own padding), so a clip's last samples are computed as if
-the frames ended there, in training and in generation alike.
+Lookahead, stated and bounded: sample s (in frame s // hop) blends the frame outputs around it, the right one at
+most frame s // hop + 1, and each frame output reads `layers` frames to its right, so sample s depends on frames
+up to `s // hop + 1 + layers` (`lookahead` frames past its own), and on none beyond.  Every frame output is
+computed from explicit zeros outside the known frames, so it is the same whether a frame range is computed alone
+(a training window, a chunk of generation) or as part of the whole clip.
 """
 from __future__ import annotations
 
@@ -23,42 +25,45 @@ from torch import nn
 class FrameConditioner(nn.Module):
     def __init__(self, in_channels: int, hidden: int, layers: int, out_channels: int, hop: int):
         super().__init__()
-        self.hop, self.n_layers = hop, layers
-        convs, width = [], in_channels
-        for _ in range(layers):
-            convs.append(nn.Conv1d(width, hidden, 3, padding=1))
-            width = hidden
-        self.convs = nn.ModuleList(convs)
-        self.project = nn.Conv1d(width, out_channels, 1)
+        self.hop, self.depth = hop, layers
+        widths = [in_channels] + [hidden] * layers
+        self.convs = nn.ModuleList(nn.Conv1d(a, b, 3) for a, b in zip(widths[:-1], widths[1:]))
+        self.project = nn.Conv1d(widths[-1], out_channels, 1)
 
     @property
     def lookahead(self) -> int:
         """Frames past a sample's own frame that its bias depends on."""
-        return 1 + self.n_layers
+        return 1 + self.depth
 
-    def frame_biases(self, frames: torch.Tensor) -> torch.Tensor:
-        """[B, C, F] -> [B, out_channels, F]: the gate biases at each frame's centre."""
-        h = frames
+    def frame_biases(self, frames: torch.Tensor, lo: int, hi: int) -> torch.Tensor:
+        """Gate biases at the centres of frames lo .. hi-1 (any integers; frames outside [0, F) are silence)."""
+        n = self.depth
+        a, b = lo - n, hi + n  # the input frames those outputs read
+        k0, k1 = max(a, 0), min(b, frames.shape[-1])  # the known ones among them
+        if a >= 0 and k1 == b:
+            h = frames[:, :, a:b]
+        else:
+            h = frames.new_zeros(frames.shape[0], frames.shape[1], b - a)
+            if k1 > k0:
+                h[:, :, k0 - a:k1 - a] = frames[:, :, k0:k1]
         for i, conv in enumerate(self.convs):
             h = conv(h)
-            if i < len(self.convs) - 1:
+            if i < n - 1:
                 h = F.relu(h)
         return self.project(h)
 
-    def blend_weights(self, t0: int, n: int, n_frames: int, device=None) -> tuple[torch.Tensor, torch.Tensor,
-                                                                                 torch.Tensor]:
-        """For samples t0 .. t0+n-1: the left frame index, the right one and the right one's weight."""
-        t = torch.arange(t0, t0 + n, device=device, dtype=torch.float64)
-        u = ((t + 0.5) / self.hop - 0.5).clamp(0, n_frames - 1)
-        left = u.floor().long()
-        right = (left + 1).clamp(max=n_frames - 1)
-        return left, right, (u - left).float()
+    def blend(self, samples: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """For timeline sample indices (any shape): the left frame index (the right is left + 1) and the right
+        frame's weight, interpolating between frame centres (frame f's centre is sample f*hop + (hop - 1) / 2)."""
+        u = (samples.double() + 0.5) / self.hop - 0.5
+        left = u.floor()
+        return left.long(), (u - left).float()
 
-    def upsample(self, biases: torch.Tensor, t0: int, n: int) -> torch.Tensor:
-        """Frame biases [B, D, F] -> per-sample biases [B, D, n] for samples t0 .. t0+n-1."""
-        left, right, w = self.blend_weights(t0, n, biases.shape[-1], biases.device)
-        return torch.lerp(biases[:, :, left], biases[:, :, right], w.to(biases.dtype))
-
-    def forward(self, frames: torch.Tensor, n_samples: int) -> torch.Tensor:
-        """[B, C, F] frames -> [B, out_channels, n_samples] per-sample biases."""
-        return self.upsample(self.frame_biases(frames), 0, n_samples)
+    def sample_biases(self, frames: torch.Tensor, first: torch.Tensor, n: int) -> torch.Tensor:
+        """Per-sample biases [B, out_channels, n] for timeline samples first[b] .. first[b] + n - 1 of each row."""
+        s = first.reshape(-1, 1).to(frames.device) + torch.arange(n, device=frames.device)  # [B, n]
+        left, w = self.blend(s)
+        lo, hi = int(left.min()), int(left.max()) + 2
+        biases = self.frame_biases(frames, lo, hi)  # [B, D, hi - lo]
+        idx = (left - lo).unsqueeze(1).expand(-1, biases.shape[1], -1)
+        return torch.lerp(biases.gather(2, idx), biases.gather(2, idx + 1), w.unsqueeze(1).to(biases.dtype))

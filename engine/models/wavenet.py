@@ -3,7 +3,14 @@
 ids -> input embedding -> blocks x layers of [causal dilated conv -> tanh * sigmoid gate -> residual 1x1 and skip
 1x1] -> sum of skips -> ReLU -> 1x1 -> ReLU -> 1x1 -> logits.  Dilations run 1, 2, 4, ... 2^(layers_per_block-1)
 in every block.  A global class/speaker embedding is added to every gate when `global_cond_classes` > 0.
-Generation keeps one convolution queue per layer (engine.layers.conv_queue), so a sample costs O(layers).
+Local conditioning (`local_cond_channels` > 0): frame features at a hop of `local_cond_hop` samples go through a
+small frame network and are projected into every gate, interpolated to one bias per sample
+(engine/layers/frame_conditioner.py states the lookahead); `cond` is then an `engine.protocol.Conditioning`
+with `frames` (and `classes` when the model also has global conditioning), and `features` in the config says how
+the frames are made (engine.features.LogMelConfig), so training, evaluation and generation make them alike.
+Generation keeps one convolution queue per layer (engine.layers.conv_queue), so a sample costs O(layers); with
+local conditioning the state also keeps the gate biases of a block of frames around the current sample, so the
+memory conditioning takes is bounded by that block, not by the length generated.
 """
 from __future__ import annotations
 
@@ -15,8 +22,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import UserError
+from ..features import LogMelConfig
 from ..layers.conv_queue import CausalConv1d, prepared
-from ..protocol import AutoregressiveModel, TokenSpec
+from ..layers.frame_conditioner import FrameConditioner
+from ..protocol import AutoregressiveModel, Conditioning, TokenSpec, split_conditioning
 from ..registry import register_family
 
 
@@ -33,6 +42,11 @@ class WaveNetConfig:
     sample_rate: int = 16000
     quantization: str = "mulaw"  # or "linear"
     input: str = "embedding"  # or "onehot" (one-hot ids through a 1x1 conv)
+    local_cond_channels: int = 0  # channels of each conditioning frame (0 = no local conditioning)
+    local_cond_hop: int = 0  # samples per frame
+    local_cond_hidden: int = 64  # width of the frame network
+    local_cond_layers: int = 2  # its kernel-3 convolutions over frames (each one frame more of lookahead)
+    features: dict | None = None  # the engine.features.LogMelConfig the frames come from (stored with the model)
 
     def __post_init__(self) -> None:
         if self.kernel_size < 2:
@@ -45,6 +59,20 @@ class WaveNetConfig:
             raise UserError(f"quantization must be 'mulaw' or 'linear', got {self.quantization!r}")
         if self.input not in ("embedding", "onehot"):
             raise UserError(f"input must be 'embedding' or 'onehot', got {self.input!r}")
+        if self.local_cond_channels:
+            if self.local_cond_channels < 0 or self.local_cond_hop < 1 or self.local_cond_hidden < 1 \
+                    or self.local_cond_layers < 1:
+                raise UserError("local conditioning needs positive local_cond_channels, local_cond_hop, "
+                                "local_cond_hidden and local_cond_layers")
+            if self.features is not None:
+                f = LogMelConfig(**self.features)
+                if (f.n_mels, f.hop, f.sample_rate) != (self.local_cond_channels, self.local_cond_hop,
+                                                        self.sample_rate):
+                    raise UserError(f"features (n_mels {f.n_mels}, hop {f.hop}, {f.sample_rate} Hz) do not match "
+                                    f"local_cond_channels {self.local_cond_channels}, local_cond_hop "
+                                    f"{self.local_cond_hop} and sample_rate {self.sample_rate}")
+        elif self.features is not None:
+            raise UserError("features describe conditioning frames; set local_cond_channels and local_cond_hop too")
 
     @property
     def dilations(self) -> list[int]:
@@ -52,10 +80,23 @@ class WaveNetConfig:
 
 
 @dataclass
+class FramesState:
+    """Local conditioning during generation: the frames, and the gate biases of a block of them."""
+
+    frames: torch.Tensor  # [B, C, F]
+    first_sample: torch.Tensor  # [B] timeline sample of position 0
+    block_lo: int = 0  # first frame of the cached block
+    block: torch.Tensor | None = None  # [B, layers * gate_channels, BLOCK] frame biases, or None
+
+    BLOCK = 64  # frames per cached block: the memory local conditioning takes while generating
+
+
+@dataclass
 class WaveNetState:
     queues: list[torch.Tensor]  # per layer [B, residual_channels, (kernel_size-1)*dilation]
     t: int = 0  # tokens consumed so far (the ring-buffer clock)
     cond_bias: list[torch.Tensor] | None = field(default=None)  # per layer [B, gate_channels]
+    frames: FramesState | None = None  # local conditioning
 
 
 class ResidualLayer(nn.Module):
@@ -71,10 +112,13 @@ class ResidualLayer(nn.Module):
         a, b = z.chunk(2, dim=1)
         return torch.tanh(a) * torch.sigmoid(b)
 
-    def forward(self, x: torch.Tensor, cond_bias: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(self, x: torch.Tensor, cond_bias: torch.Tensor | None,
+                local_bias: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         z = self.conv(x)
         if cond_bias is not None:
             z = z + cond_bias.unsqueeze(-1)
+        if local_bias is not None:  # [B, G, T]
+            z = z + local_bias
         g = self.gate(z)
         return (x + self.residual(g)) * math.sqrt(0.5), self.skip(g)
 
@@ -90,6 +134,14 @@ class WaveNet(AutoregressiveModel):
         self.layers = nn.ModuleList(ResidualLayer(cfg, d) for d in cfg.dilations)
         self.head1 = nn.Conv1d(cfg.skip_channels, cfg.skip_channels, 1)
         self.head2 = nn.Conv1d(cfg.skip_channels, cfg.n_classes, 1)
+        self.frame_net = FrameConditioner(cfg.local_cond_channels, cfg.local_cond_hidden, cfg.local_cond_layers,
+                                          len(self.layers) * cfg.gate_channels, cfg.local_cond_hop) \
+            if cfg.local_cond_channels else None
+
+    @property
+    def frame_features(self) -> LogMelConfig | None:
+        """How this model's conditioning frames are made (None: no local conditioning, or frames from elsewhere)."""
+        return LogMelConfig(**self.config.features) if self.config.features else None
 
     @property
     def receptive_field(self) -> int:
@@ -110,6 +162,12 @@ class WaveNet(AutoregressiveModel):
         return self.head2(F.relu(self.head1(F.relu(skip)))).transpose(1, 2)
 
     def _cond_biases(self, cond, batch_size: int) -> list[torch.Tensor] | None:
+        cond, frames = split_conditioning(cond)
+        if self.frame_net is not None and frames is None:
+            raise UserError(f"this WaveNet is conditioned on frames of {self.config.local_cond_channels} channels "
+                            "(a vocoder); pass cond=Conditioning(frames=...)")
+        if self.frame_net is None and frames is not None:
+            raise UserError("this WaveNet takes no conditioning frames")
         if not self.config.global_cond_classes:
             if cond is not None:
                 raise UserError("this WaveNet is not conditioned; pass cond=None")
@@ -123,20 +181,62 @@ class WaveNet(AutoregressiveModel):
             raise UserError(f"cond must be {batch_size} class ids in 0..{self.config.global_cond_classes - 1}")
         return [layer.cond(cond) for layer in self.layers]
 
+    def _frames(self, cond, batch_size: int) -> tuple[torch.Tensor, torch.Tensor] | None:
+        """(frames [B, C, F], first timeline sample [B]) of a locally conditioned model, checked; else None."""
+        _, local = split_conditioning(cond)
+        if local is None:
+            return None
+        frames = torch.as_tensor(local.frames, dtype=self.frame_net.project.weight.dtype).to(self.device)
+        C = self.config.local_cond_channels
+        if frames.dim() == 2:
+            frames = frames.unsqueeze(0)
+        if frames.dim() != 3 or frames.shape[1] != C or frames.shape[0] not in (1, batch_size):
+            raise UserError(f"frames must be [{batch_size}, {C}, F] (features of {C} channels per frame), got "
+                            f"shape {tuple(frames.shape)}")
+        if not torch.isfinite(frames).all():
+            raise UserError("frames contain NaN or infinite values")
+        frames = frames.expand(batch_size, -1, -1)
+        first = torch.as_tensor(local.first_sample, dtype=torch.long, device=self.device).reshape(-1)
+        if first.numel() not in (1, batch_size):
+            raise UserError(f"first_sample must be one int or {batch_size} of them")
+        return frames, first.expand(batch_size).clone()
+
+    def _local_biases(self, frames, t0: int, n: int) -> torch.Tensor | None:
+        """Per-sample gate biases [B, layers * gate_channels, n] for positions t0 .. t0+n-1, or None."""
+        if frames is None:
+            return None
+        return self.frame_net.sample_biases(frames[0], frames[1] + t0, n)
+
+    def _local_step_bias(self, st: FramesState, t: int) -> torch.Tensor:
+        """[B, layers * gate_channels]: the gate biases of position t, from the cached block of frame biases."""
+        left, w = self.frame_net.blend(st.first_sample + t)
+        lo, hi = int(left.min()), int(left.max()) + 2
+        if st.block is None or lo < st.block_lo or hi > st.block_lo + st.block.shape[-1]:
+            st.block_lo = lo
+            st.block = self.frame_net.frame_biases(st.frames, lo, lo + max(FramesState.BLOCK, hi - lo))
+        idx = (left - st.block_lo).view(-1, 1, 1).expand(-1, st.block.shape[1], 1)
+        pair = torch.cat([st.block.gather(2, idx), st.block.gather(2, idx + 1)], 2)  # [B, D, 2]
+        return torch.lerp(pair[:, :, 0], pair[:, :, 1], w.unsqueeze(1).to(pair.dtype))
+
     # ---- the protocol ---------------------------------------------------------------------------------------
     def forward(self, x: torch.Tensor, cond=None) -> torch.Tensor:
         biases = self._cond_biases(cond, x.shape[0])
+        local = self._local_biases(self._frames(cond, x.shape[0]), 0, x.shape[1])
+        G = self.config.gate_channels
         h = self._embed(x)
         skip = 0
         for i, layer in enumerate(self.layers):
-            h, s = layer(h, None if biases is None else biases[i])
+            h, s = layer(h, None if biases is None else biases[i],
+                         None if local is None else local[:, i * G:(i + 1) * G])
             skip = skip + s
         return self._head(skip)
 
     def init_state(self, batch_size: int, cond=None, device=None) -> WaveNetState:
         device = torch.device(device) if device is not None else self.device
         queues = [layer.conv.new_queue(batch_size, device) for layer in self.layers]
-        return WaveNetState(queues, 0, self._cond_biases(cond, batch_size))
+        frames = self._frames(cond, batch_size)
+        return WaveNetState(queues, 0, self._cond_biases(cond, batch_size),
+                            None if frames is None else FramesState(*frames))
 
     def _step_weights(self) -> tuple[torch.Tensor, ...]:
         """Residual 1x1s pre-scaled by sqrt(1/2) and all skip 1x1s stacked, so a step does one skip matmul."""
@@ -152,12 +252,16 @@ class WaveNet(AutoregressiveModel):
     def step(self, x_t: torch.Tensor, state: WaveNetState) -> tuple[torch.Tensor, WaveNetState]:
         res_w, res_b, skip_w, skip_b = self._step_weights()
         h = self._embed(x_t.unsqueeze(1))[:, :, 0]  # [B, R]
-        half = self.config.gate_channels // 2
+        G = self.config.gate_channels
+        half = G // 2
+        local = None if state.frames is None else self._local_step_bias(state.frames, state.t)
         gates = []
         for i, layer in enumerate(self.layers):
             z = layer.conv.step(h, state.queues[i], state.t)
             if state.cond_bias is not None:
                 z = z + state.cond_bias[i]
+            if local is not None:
+                z = z + local[:, i * G:(i + 1) * G]
             g = torch.tanh(z[:, :half]) * torch.sigmoid(z[:, half:])
             h = torch.addmm(res_b[i], g, res_w[i]).add_(h, alpha=math.sqrt(0.5))
             gates.append(g)
@@ -170,11 +274,16 @@ class WaveNet(AutoregressiveModel):
         if x.shape[1] == 0:
             raise ValueError("prime needs at least one token")
         h = self._embed(x)
+        G = self.config.gate_channels
+        fs = state.frames
+        local = None if fs is None else self._local_biases((fs.frames, fs.first_sample), state.t, x.shape[1])
         skip = 0
         for i, layer in enumerate(self.layers):
             z, state.queues[i] = layer.conv.prime(h, state.queues[i], state.t)
             if state.cond_bias is not None:
                 z = z + state.cond_bias[i].unsqueeze(-1)
+            if local is not None:
+                z = z + local[:, i * G:(i + 1) * G]
             g = layer.gate(z)
             h = (h + layer.residual(g)) * math.sqrt(0.5)
             skip = skip + layer.skip(g[:, :, -1:])
