@@ -95,6 +95,7 @@ class Update:
     audio: tuple[int, np.ndarray] | None = None  # (rate, int16 samples) to append to the live player
     text: str | None = None
     result: Result | None = None
+    seed: int | None = None  # the seed this run uses (on the first update)
 
 
 @dataclass
@@ -265,9 +266,9 @@ def stream(p: Prepared, stop: threading.Event | None = None, policy: ChunkPolicy
     made = 0
     what = f"{p.info.name}, seed {p.seed}"
     total = f"{p.max_new_tokens / rate:.1f} s" if audio else f"{p.max_new_tokens} tokens"
-    yield Update(f"Generating with {what}…", text="" if audio else _join(texts))
+    yield Update(f"Generating with {what}…", text="" if audio else _join(texts), seed=p.seed)
     t0 = last_text = time.perf_counter()
-    stopped = False
+    stopped = stop is not None and stop.is_set()  # Stop pressed while the request waited in the queue
     if p.beam_width > 1:
         gen = _beam(p)
     else:
@@ -276,7 +277,7 @@ def stream(p: Prepared, stop: threading.Event | None = None, policy: ChunkPolicy
                               cond=p.cond, seed=p.seed, chunk_size=policy.engine_chunk, batch_size=n_rows,
                               decode_options=p.decode_options)
     try:
-        for chunk in gen:
+        for chunk in () if stopped else gen:
             chunk = chunk.cpu()
             made += chunk.shape[1]
             for r in range(n_rows):

@@ -46,15 +46,44 @@ def _key(request: gr.Request | None, scope: str) -> str:
     return f"{scope}:{getattr(request, 'session_hash', None) or 'anonymous'}"
 
 
+STOP_SCOPES = {"generate": "generate", "speed": "speed"}  # a Stop switch's scope -> the api_name of the run it stops
+
+
+def queued_requests(demo: gr.Blocks | None, key: str) -> int:
+    """How many requests of `key` ("<scope>:<session hash>") wait in the demo's queue, not yet started.
+
+    Gradio 6 keeps the queued and running events in `Blocks._queue` (event_ids_to_events, active_jobs); that is
+    read here, and nowhere else, so a Stop pressed while the run waits for the CPU is not lost (the server test
+    checks it against the installed Gradio)."""
+    scope, _, session = key.partition(":")
+    api_name = STOP_SCOPES.get(scope)
+    queue = getattr(demo, "_queue", None)
+    if queue is None or api_name is None:
+        return 0
+    running = {id(e) for job in list(queue.active_jobs) if job for e in job}
+    return sum(1 for e in list(queue.event_ids_to_events.values())
+               if e.session_hash == session and getattr(e.fn, "api_name", None) == api_name
+               and id(e) not in running)
+
+
+def seed_note(seed: int | None) -> str:
+    """The line under the Seed box: which seed the last run used, so it can be typed in to repeat that run."""
+    if seed is None:
+        return "The seed of each run is shown here."
+    return f"Last run: seed **{seed}** (type it in the box to repeat that run)."
+
+
 class App:
     """Holds the shared state (model cache, stop switches, limits) the event handlers use."""
 
     def __init__(self, limits: Limits | None = None):
         self.limits = limits or Limits.from_env()
         self.cache = catalog.ModelCache()
-        self.stops = StopSwitch()
+        self.demo: gr.Blocks | None = None
+        self.stops = StopSwitch(waiting=lambda key: queued_requests(self.demo, key))
         self.policy = generate.ChunkPolicy.from_env()
-        self.jobs = JobManager(max_concurrent=1)  # the runs root (PLAYGROUND_HOME/runs) holds the job table
+        # the runs root (PLAYGROUND_HOME/runs) holds the job table; PLAYGROUND_MAX_JOBS jobs train at once
+        self.jobs = JobManager(max_concurrent=self.limits.max_jobs)
 
     def warm_up(self) -> None:
         """Load and run the first models once (in a background thread at start-up)."""
@@ -112,7 +141,8 @@ class App:
                     first = False
                     # the live player is left alone: a None would open an empty stream, and the browser's HLS
                     # player, finding no segment, polls again only after a second (the playlist's target)
-                    yield (skip, u.text if u.text is not None else "", u.status, None, None, None)
+                    yield (skip, u.text if u.text is not None else "", u.status, None, None, None,
+                           seed_note(u.seed))
                     continue
                 r = u.result
                 yield (u.audio if u.audio is not None else skip,
@@ -120,14 +150,19 @@ class App:
                        u.status,
                        r.audio if r else skip,  # (rate, int16): a path would make Gradio run ffprobe
                        (r.wav_paths or None) if r else skip,
-                       r.image_path if r else skip)
+                       r.image_path if r else skip,
+                       skip)
         except UserError as e:
             raise gr.Error(html.escape(str(e)), print_exception=False) from None
         finally:
             self.stops.release(key, event)
 
     def on_stop(self, request: gr.Request = None):
+        """The Generate tab's Stop: this session's generation only (running, or still waiting in the queue)."""
         self.stops.stop(_key(request, "generate"))
+
+    def on_stop_speed(self, request: gr.Request = None):
+        """The Speed tab's Stop: this session's timing run only."""
         self.stops.stop(_key(request, "speed"))
 
     # ---- Train tab -------------------------------------------------------------------------------------------
@@ -233,7 +268,11 @@ class App:
                                             label="Temperature (0 = always the most likely token)")
                     top_k = gr.Number(0, precision=0, minimum=0, label="Top-k (0 = off)")
                     top_p = gr.Slider(0.01, 1.0, value=1.0, step=0.01, label="Top-p (1 = off)")
-                    seed = gr.Number(None, precision=0, label="Seed (empty = random; shown after each run)")
+                    # a Textbox, not a gr.Number: Gradio 6's Number shows an empty value as 0 (its browser code
+                    # sets `value ??= 0`), which fixed the seed at 0 once the panel was opened
+                    seed = gr.Textbox("", label="Seed (empty = a new random seed each run)", placeholder="random",
+                                      max_lines=1, elem_id="seed")
+                    seed_used = gr.Markdown(seed_note(None), elem_id="seed-used")
                     variations = gr.Slider(1, lim.max_variations, value=1, step=1,
                                            label="Variations (generated together)")
                     beam = gr.Slider(1, lim.max_beam_width, value=1, step=1, visible=False, elem_id="beam-width",
@@ -263,7 +302,7 @@ class App:
         gen_event = go.click(self.on_generate,
                              [self.model, seed_text, prompt_audio, cond, temperature, top_k, top_p, seconds, tokens,
                               seed, variations, beam, averaging],
-                             [live, text_out, status, full, files, image], api_name="generate",
+                             [live, text_out, status, full, files, image, seed_used], api_name="generate",
                              concurrency_limit=1, concurrency_id="cpu")
         stop.click(self.on_stop, None, None, api_name="stop", queue=False)
         self._gen_event = gen_event
@@ -348,7 +387,7 @@ class App:
         table = gr.Dataframe(headers=speed.TABLE_HEADERS, interactive=False, elem_id="speed-table")
         run.click(self.on_speed, [lo, hi, n], [plot, table, status], api_name="speed",
                   concurrency_limit=1, concurrency_id="cpu")
-        stop.click(self.on_stop, None, None, api_name="stop_speed", queue=False)
+        stop.click(self.on_stop_speed, None, None, api_name="stop_speed", queue=False)
 
 
 def build_app(limits: Limits | None = None) -> tuple[gr.Blocks, App]:

@@ -111,6 +111,32 @@ def test_stop_button_stops_a_long_generation(served):
     assert len(sf.read(final[3])[0]) < 600 * AUDIO_RATE
 
 
+def test_a_second_users_stop_while_queued_is_kept_and_not_shared(served):
+    """User A generates; user B's request waits in the queue and B presses Stop: B's run ends as soon as it
+    starts, A's run goes on until A stops it."""
+    client, models, home = served
+    other = Client(client.src, verbose=False, download_files=str(home / "downloads-b"))
+    try:
+        a = client.submit(*gen_args(models["audio"], cond="1", seconds=600.0), api_name="/generate")
+        deadline = time.time() + 30
+        while time.time() < deadline and len(a.outputs()) < 2:
+            time.sleep(0.05)
+        b = other.submit(*gen_args(models["audio"], cond="2", seconds=600.0), api_name="/generate")
+        deadline = time.time() + 30
+        while time.time() < deadline and b.status().code.name != "IN_QUEUE":
+            time.sleep(0.05)
+        assert b.status().code.name == "IN_QUEUE", b.status()
+        other.predict(api_name="/stop")
+        time.sleep(1.0)
+        assert not a.done()  # B's Stop did not stop A
+        client.predict(api_name="/stop")
+        assert "Stopped" in a.result(timeout=60)[2]
+        final = b.result(timeout=60)
+        assert final[2].startswith("Stopped before anything was generated"), final[2]
+    finally:
+        other.close()
+
+
 def test_bad_input_gets_a_message_and_the_app_keeps_serving(served, tmp_path):
     client, models, _ = served
     corrupt = tmp_path / "corrupt.wav"
