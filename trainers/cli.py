@@ -61,6 +61,9 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
                    help="override a TrainConfig or model config field (repeatable)")
     t.add_argument("--no-progress", action="store_true", help="no tqdm bar")
+    t.add_argument("--no-samples", action="store_true",
+                   help="no sample of the model at each evaluation (RUN_DIR/samples/; by default at most "
+                        "sample_budget = 5%% of the training time; --set sample_seconds=... / sample_chars=...)")
     e = sub.add_parser("eval", help="held-out nats and bits per token of a checkpoint")
     e.add_argument("--model", required=True, help="checkpoint folder (e.g. RUN_DIR/best)")
     e.add_argument("--data", required=True)
@@ -98,6 +101,8 @@ def config_from_args(a: argparse.Namespace) -> TrainConfig:
         value = getattr(a, name, None)
         if value is not None:
             setattr(cfg, name, value)
+    if getattr(a, "no_samples", False):
+        cfg.samples = False
     if getattr(a, "teacher", None):
         cfg.teachers = [str(Path(t).resolve()) for t in a.teacher]
     train_fields = {f.name: f for f in dataclasses.fields(TrainConfig)}

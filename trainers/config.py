@@ -28,8 +28,8 @@ class TrainConfig:
     # optimization
     batch_size: int = 16
     seq_len: int = 256  # scored positions per window; windows add receptive_field - 1 tokens of context
-    max_steps: int = 2000
-    minutes: float | None = None  # wall-clock budget; the cosine schedule follows whichever runs out first
+    max_steps: int = 2000  # total steps, resumes included
+    minutes: float | None = None  # total training time, resumes included; the schedule follows whichever ends first
     lr: float = 2e-3
     min_lr_ratio: float = 0.1
     warmup_steps: int = 100
@@ -47,6 +47,12 @@ class TrainConfig:
     eval_batch_size: int = 16
     log_every: int = 10
     checkpoint_every: int = 200  # steps between resumable `last/` checkpoints (also written at every eval)
+    # samples of the model at every evaluation (trainers.samples), RUN_DIR/samples/
+    samples: bool = True  # off: --no-samples or --set samples=false
+    sample_budget: float = 0.05  # share of the training time that generating samples may use (resumes included)
+    sample_seconds: float = 1.0  # audio models: seconds per sample (one per class for a conditioned model)
+    sample_chars: int = 300  # text models: bytes per sample
+    sample_text: str = ""  # text models: seed text to continue ("" = from the model's start)
     seed: int = 1337
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     threads: int | None = None  # torch.set_num_threads for CPU runs

@@ -7,7 +7,11 @@ RUN_DIR/
   train.log       the process's stdout and stderr (background jobs)
   best/           engine checkpoint with the lowest held-out loss (engine.load_model reads it)
   last/           resumable checkpoint: engine checkpoint + optimizer.safetensors + trainer_state.json
-Every JSON file is written to a temp file and renamed, so a reader never sees half of one.
+  samples/        a sample of the model at every evaluation (trainers.samples): step-NNNNNN/ folders of .wav or
+                  sample.txt, and index.jsonl, one {"step", "val_loss", "files", "labels", "text", ...} per line
+  .lock           held (flock) by the one training process that owns the folder (trainers.runlock)
+Every JSON file is written to a temp file and renamed, so a reader never sees half of one; a .jsonl line is
+appended in one write and a reader skips an unfinished last line.
 """
 from __future__ import annotations
 
@@ -19,6 +23,7 @@ from typing import Any
 
 RUN_FILE, STATUS_FILE, METRICS_FILE, LOG_FILE = "run.json", "status.json", "metrics.jsonl", "train.log"
 BEST, LAST = "best", "last"
+SAMPLES_DIR, SAMPLES_INDEX, LOCK_FILE = "samples", "index.jsonl", ".lock"
 STATES = ("queued", "running", "finished", "failed", "cancelled")
 ACTIVE = ("queued", "running")
 
@@ -68,3 +73,50 @@ def read_metrics(run_dir: str | os.PathLike) -> list[dict]:
         except ValueError:
             pass  # a line being written right now
     return out
+
+
+def append_line(path: str | os.PathLike, line: str) -> None:
+    """Append one line in a single write (O_APPEND), so concurrent readers see it whole or not at all."""
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        os.write(fd, (line.rstrip("\n") + "\n").encode("utf-8"))
+    finally:
+        os.close(fd)
+
+
+def read_jsonl(path: str | os.PathLike) -> list[dict]:
+    """The complete JSON lines of a file (a last line without its newline is still being written: skipped)."""
+    try:
+        raw = Path(path).read_bytes().decode("utf-8", errors="replace")
+    except OSError:
+        return []
+    out = []
+    for line in raw.split("\n")[:-1]:
+        try:
+            rec = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(rec, dict):
+            out.append(rec)
+    return out
+
+
+def read_samples(run_dir: str | os.PathLike, include_skipped: bool = False) -> list[dict]:
+    """A run's samples (samples/index.jsonl), oldest first: each {"step", "val_loss", "val_bits", "time",
+    "seconds", "files" (relative to the run folder), "labels" (class name per file, or None), "text" (text models),
+    "shortened", "skipped"} plus "paths": the absolute Paths of the files that exist.  Evaluations whose sample was
+    skipped (budget, or a model not sampled) are left out unless `include_skipped`."""
+    run_dir = Path(run_dir)
+    out = []
+    for rec in read_jsonl(run_dir / SAMPLES_DIR / SAMPLES_INDEX):
+        if rec.get("skipped") and not include_skipped:
+            continue
+        rec["paths"] = [run_dir / f for f in rec.get("files") or [] if (run_dir / f).is_file()]
+        out.append(rec)
+    return out
+
+
+def latest_sample(run_dir: str | os.PathLike) -> dict | None:
+    """The newest sample that was not skipped, or None."""
+    samples = read_samples(run_dir)
+    return samples[-1] if samples else None

@@ -43,6 +43,7 @@ from .data import DataError, SequenceDataset, StreamSampler, fit_alphabet, load_
 from .distill import DistillError, check_distillable, distillation_loss, load_teachers
 from .evaluate import evaluate
 from .losses import detach_state, next_token_loss
+from .samples import Sampler
 
 log = logging.getLogger("trainers.train")
 
@@ -70,8 +71,11 @@ def build(cfg: TrainConfig) -> tuple[Any, SequenceDataset]:
         probe = registry.build_model(cfg.family, **{**cfg.model, "alphabet": None} if from_data else cfg.model)
     except (TypeError, ValueError) as e:
         raise TrainError(f"{cfg.family} config: {e}") from None
+    if probe.frame_context and probe.frame_features is None:
+        raise TrainError(f"this {cfg.family} is conditioned on frames but its config has no `features` (the "
+                         "engine.features.LogMelConfig that makes them from the audio): set features")
     data = load_dataset(cfg.data, probe.tokens, cfg.data_kind, cfg.split, cfg.labels, cfg.val_fraction,
-                        cfg.trailing_silence)
+                        cfg.trailing_silence, features=probe.frame_features, frame_margin=probe.frame_context)
     fields = {f.name for f in dataclasses.fields(registry.config_class(cfg.family))}
     if data.labels:
         if "global_cond_classes" not in fields:
@@ -213,6 +217,7 @@ class _Run:
     state: Any = None  # truncated-BPTT state carried to the next chunk
     summary: dict[str, Any] = dataclasses.field(default_factory=dict)
     log: _TrainLog = dataclasses.field(default_factory=_TrainLog)
+    sampler: Sampler | None = None  # rank 0 with cfg.samples: a sample at every evaluation (trainers.samples)
 
     @classmethod
     def restore(cls, cfg: TrainConfig, resume: bool, d: distributed.Dist) -> "_Run":
@@ -265,7 +270,9 @@ class _Run:
                    window=cfg.seq_len + (rf - 1 if rf and not stateful else 0),
                    budget=cfg.minutes * 60 if cfg.minutes else None, meta=_training_meta(cfg, data, model),
                    step=step, elapsed=elapsed, best=best, resumed=tstate,
-                   summary={"steps": step, "val_loss": None if math.isinf(best) else best})
+                   summary={"steps": step, "val_loss": None if math.isinf(best) else best},
+                   sampler=Sampler(cfg, model, data, out, spent=(tstate or {}).get("sample_s") or 0.0)
+                   if cfg.samples and d.main else None)
 
     def load_scaler(self) -> None:
         if self.scaler is not None and self.resumed is not None and self.resumed.get("scaler"):
@@ -328,11 +335,14 @@ class _Run:
                        val_bits=val / math.log(2), train_loss=self.summary.get("train_loss"))
             self.summary["val_loss"] = val
         log.info("step %d: val %.4f nats (%.4f bits), best %.4f", step, val, val / math.log(2), self.best)
+        if self.sampler is not None:
+            self.sampler.sample(step, val, self.elapsed)
 
     def save_last(self) -> None:
         ckpt.save_last(self.out / runfiles.LAST, self.model, self.optimizer, self.gen,
                        {"step": self.step, "elapsed_s": self.elapsed, "best_val": self.best_or_none,
-                        "scaler": self.scaler.state_dict() if self.scaler else None},
+                        "scaler": self.scaler.state_dict() if self.scaler else None,
+                        "sample_s": self.sampler.spent if self.sampler else (self.resumed or {}).get("sample_s")},
                        **self.meta, steps=self.step)
 
     def loop(self, bar) -> str:
