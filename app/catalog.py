@@ -62,6 +62,9 @@ def default_choice(values: list[tuple[str, str]]) -> str | None:
 
 def resolve(path: str | None) -> engine.ModelInfo:
     """The ModelInfo for a picker value; anything not in the current model list is refused."""
+    if path is not None and not isinstance(path, (str, os.PathLike)):  # e.g. a list sent through the API
+        raise UserError(f"The model must be one name from the model list (a string), got a "
+                        f"{type(path).__name__}.")
     if not path:
         raise UserError("Pick a model first (the list is empty? train one in the Train tab).")
     want = Path(path).resolve()

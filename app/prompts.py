@@ -1,73 +1,87 @@
 """Turn what the user gave (an audio file of any format and rate, or seed text) into prompt ids for the model.
 
 Odd but usable input is accepted with a warning (silence, a very low sample rate, a long recording, a long seed);
-unusable input raises UserError with the reason.  Decoding is engine.audio's soundfile reader; browsers record
-the microphone as webm/ogg in some cases, which libsndfile may not read, so those go through ffmpeg first.
+unusable input raises UserError with the reason.  Only the end of an audio file is read (the last
+`max_prompt_seconds`): soundfile seeks there; formats libsndfile does not read (browsers record the microphone as
+webm, phones as m4a) go through ffmpeg, streamed, keeping the end.
 """
 from __future__ import annotations
 
 import os
-import shutil
-import subprocess
-import tempfile
 from collections.abc import Callable
 
 import numpy as np
+import soundfile as sf
 import torch
 
 import engine
-from engine.audio import AudioError, AudioTooLarge
+from engine.audio import AudioError
 
 from .errors import UserError
+from .ffmpeg import TooLong, decode_tail
 from .limits import Limits
 
 SILENCE_PEAK = 1e-3  # below about -60 dBFS the prompt is treated as silence
 
 
-def _ffmpeg_to_wav(path: str) -> str | None:
-    """Decode anything ffmpeg reads to a temporary wav; None if ffmpeg is missing or fails."""
-    exe = shutil.which("ffmpeg")
-    if exe is None:
-        return None
-    fd, out = tempfile.mkstemp(suffix=".wav", prefix="prompt-")
-    os.close(fd)
-    try:
-        done = subprocess.run([exe, "-v", "error", "-nostdin", "-y", "-i", path, "-t", "600", "-ac", "1", out],
-                              capture_output=True, timeout=60, check=False)
-    except (OSError, subprocess.TimeoutExpired):
-        done = None
-    if done is None or done.returncode != 0 or os.path.getsize(out) == 0:
-        os.unlink(out)
-        return None
-    return out
+READABLE = "wav, flac, ogg, mp3, m4a or webm"
+MAX_RECORDING_SECONDS = 3600.0  # a longer prompt file is refused (only its end would be used anyway)
 
 
-def read_prompt_audio(path: str) -> tuple[np.ndarray, int]:
-    """(mono float wave, its own rate) from any audio file; UserError with the reason if it cannot be read."""
+def _tail_soundfile(path: str, keep_seconds: float) -> tuple[np.ndarray, int, float] | None:
+    """The last `keep_seconds` of a file libsndfile reads (seeking there: no decoding of the rest); None if it
+    cannot read the file."""
     try:
-        return engine.audio.read_audio(path)
-    except AudioError as first:  # a format libsndfile cannot read (mp3 on old builds, m4a, webm): try ffmpeg
-        if isinstance(first, AudioTooLarge) or not os.path.isfile(path) or os.path.getsize(path) == 0:
-            raise UserError(f"Audio prompt: {first}") from None
-        converted = _ffmpeg_to_wav(path)
-        if converted is None:
-            raise UserError(f"Audio prompt: {first}") from None
+        info = sf.info(path)
+        if info.samplerate <= 0:
+            return None
+        frames, rate = int(info.frames), int(info.samplerate)
+        if frames > MAX_RECORDING_SECONDS * rate:
+            return np.zeros(0, np.float32), rate, frames / rate
+        start = max(0, frames - int(keep_seconds * rate))
+        data, rate = sf.read(path, start=start, dtype="float32", always_2d=True)
+    except Exception:  # libsndfile's messages name the server's path; the caller says it in its own words
+        return None
+    wave = engine.audio.to_mono_float(data)
+    return wave, rate, max(frames, start + len(wave)) / rate
+
+
+def read_prompt_audio(path: str, keep_seconds: float = 600.0) -> tuple[np.ndarray, int, float]:
+    """(mono float wave of the file's last `keep_seconds`, its own rate, the whole recording's length in s) from
+    any audio file; UserError with the reason (no server paths) if it cannot be read.  Formats libsndfile does
+    not read (m4a, webm: what browsers record) are decoded by ffmpeg, which also keeps only the end."""
+    name = os.path.basename(str(path))
+    if not os.path.isfile(path):
+        raise UserError("Audio prompt: the file was not found on the server; upload it again.")
+    size = os.path.getsize(path)
+    if size == 0:
+        raise UserError(f"Audio prompt: {name} is empty.")
+    if size > engine.audio.MAX_FILE_BYTES:
+        raise UserError(f"Audio prompt: {name} is too large ({size / 2**20:.0f} MB > "
+                        f"{engine.audio.MAX_FILE_BYTES / 2**20:.0f} MB).")
+    got = _tail_soundfile(path, keep_seconds)
+    if got is None:
         try:
-            return engine.audio.read_audio(converted)
-        except AudioError:
-            raise UserError(f"Audio prompt: {first}") from None
-        finally:
-            os.unlink(converted)
+            got = decode_tail(path, keep_seconds, max_seconds=MAX_RECORDING_SECONDS)
+        except TooLong as e:
+            got = np.zeros(0, np.float32), 1, e.seconds
+    if got is None:
+        raise UserError(f"Audio prompt: cannot read {name}: it is not a readable audio file ({READABLE}).")
+    wave, rate, seconds = got
+    if seconds > MAX_RECORDING_SECONDS:
+        raise UserError(f"Audio prompt: {name} is {seconds / 60:.0f} minutes long; the limit is "
+                        f"{MAX_RECORDING_SECONDS / 60:.0f} minutes (only its last seconds are used: cut it shorter).")
+    return wave, rate, seconds
 
 
 def audio_prompt(path: str, tokens: engine.TokenSpec, limits: Limits, warn: Callable[[str], None]) -> torch.Tensor:
     """Audio file -> prompt ids [T] at the model's rate and quantization."""
-    wave, rate = read_prompt_audio(path)
+    wave, rate, seconds = read_prompt_audio(path, limits.max_prompt_seconds)
     if len(wave) == 0:
         raise UserError("Audio prompt: the file holds no samples.")
     keep = int(limits.max_prompt_seconds * rate)
-    if len(wave) > keep:
-        warn(f"The audio prompt is {len(wave) / rate:.1f} s long; only its last {limits.max_prompt_seconds:g} s "
+    if len(wave) > keep or seconds > limits.max_prompt_seconds + 1 / rate:
+        warn(f"The audio prompt is {_duration(seconds)} long; only its last {limits.max_prompt_seconds:g} s "
              "are used.")
         wave = wave[-keep:]
     if rate < tokens.sample_rate:
@@ -83,6 +97,13 @@ def audio_prompt(path: str, tokens: engine.TokenSpec, limits: Limits, warn: Call
         warn("The audio prompt is silent (below -60 dBFS): the model continues from silence.")
     return engine.audio.quantize(torch.from_numpy(np.ascontiguousarray(wave)), tokens.vocab_size,
                                  tokens.quantization)
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 60:
+        return f"{seconds:.1f} s"
+    minutes, rest = divmod(seconds, 60)
+    return f"{minutes:.0f} min {rest:.0f} s" if minutes < 60 else f"{minutes // 60:.0f} h {minutes % 60:.0f} min"
 
 
 def text_prompt(seed_text, tokens: engine.TokenSpec, limits: Limits,

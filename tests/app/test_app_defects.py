@@ -130,3 +130,74 @@ def test_stop_switch_thread_safety_of_pending_stops():
     done = threading.Event()
     threading.Thread(target=lambda: (time.sleep(0.01), s.stop("generate:x"), done.set())).start()
     assert done.wait(5) and third.is_set()
+
+
+# ---- defect 10: long m4a / webm prompts keep their end ------------------------------------------------------
+def long_recording(path, minutes=12.0, marker_s=5.0, codec=("-c:a", "aac", "-b:a", "16k")):
+    """`minutes` of 8 kHz mono silence whose last `marker_s` seconds are a 1 kHz tone, made by the bundled ffmpeg."""
+    import subprocess
+
+    from app.ffmpeg import ensure_ffmpeg
+    exe = ensure_ffmpeg()
+    quiet = minutes * 60 - marker_s
+    subprocess.run([exe, "-v", "error", "-y", "-f", "lavfi", "-i", f"anullsrc=r=8000:cl=mono:d={quiet}",
+                    "-f", "lavfi", "-i", f"sine=f=1000:r=8000:d={marker_s}",
+                    "-filter_complex", "[0][1]concat=n=2:v=0:a=1", *codec, str(path)], check=True, timeout=120)
+    return str(path)
+
+
+@pytest.mark.parametrize("suffix,codec", [(".m4a", ("-c:a", "aac", "-b:a", "16k")),
+                                          (".webm", ("-c:a", "libopus", "-b:a", "8k"))])
+def test_a_long_m4a_or_webm_prompt_keeps_its_end_and_says_its_real_length(tmp_path, suffix, codec):
+    import numpy as np
+
+    import engine
+    from app.prompts import audio_prompt, read_prompt_audio
+    path = long_recording(tmp_path / f"long{suffix}", codec=codec)
+    wave, rate, seconds = read_prompt_audio(path, keep_seconds=10.0)
+    assert abs(seconds - 720.0) < 1.0, seconds  # the whole recording, not ffmpeg's old 600 s cut
+    assert abs(len(wave) / rate - 10.0) < 0.05
+    # the kept 10 s are the end: silence, then the marker tone in the last 5 s
+    assert np.abs(wave[: int(4 * rate)]).max() < 0.01 and np.abs(wave[-int(4 * rate):]).max() > 0.05
+    warnings = []
+    tokens = engine.TokenSpec("audio", 256, sample_rate=8000, quantization="mulaw")
+    ids = audio_prompt(path, tokens, Limits(max_prompt_seconds=10.0), warnings.append)
+    assert len(ids) == 80000
+    assert warnings == ["The audio prompt is 12 min 0 s long; only its last 10 s are used."], warnings
+
+
+def test_a_long_wav_prompt_is_read_from_its_end_only(tmp_path, monkeypatch):
+    import numpy as np
+    import soundfile as sf
+
+    from app.prompts import read_prompt_audio
+    rate = 1000
+    data = np.zeros(700 * rate, np.float32)
+    data[-rate:] = 0.5
+    sf.write(tmp_path / "long.wav", data, rate)
+    reads = []
+    real_read = sf.read
+    monkeypatch.setattr(sf, "read", lambda *a, **kw: reads.append(kw.get("start")) or real_read(*a, **kw))
+    wave, got_rate, seconds = read_prompt_audio(str(tmp_path / "long.wav"), keep_seconds=10.0)
+    assert got_rate == rate and seconds == 700.0 and len(wave) == 10 * rate and wave[-1] == 0.5
+    assert reads == [690 * rate]  # seeked to the end: the first 690 s are never decoded
+
+
+# ---- defect 12: messages ------------------------------------------------------------------------------------
+def test_a_text_file_named_mp3_is_not_a_readable_audio_file_and_no_server_path_is_shown(ui, tmp_path):
+    app, models = ui
+    fake = tmp_path / "song.mp3"
+    fake.write_text("these are my notes, not a song\n" * 40)
+    with pytest.raises(gr.Error) as e:
+        list(app.on_generate(models["audio"], "", str(fake), "1", 1.0, 0, 1.0, 0.5, 10, 1, 1))
+    message = e.value.message
+    assert "song.mp3" in message and "not a readable audio file" in message, message
+    assert str(tmp_path) not in message and "pipe" not in message
+
+
+@pytest.mark.parametrize("model", [["tiny-text"], {"name": "x"}, 3])
+def test_a_model_of_the_wrong_type_through_the_api_gets_one_clear_message(ui, model):
+    app, _ = ui
+    with pytest.raises(gr.Error, match="The model must be one name from the model list"):
+        list(app.on_generate(model, "hi", None, None, 1.0, 0, 1.0, 0.5, 10, 1, 1))
+    assert "must be one name" in app.on_model(model)[0]
