@@ -5,7 +5,8 @@ generation time are computed exactly as the frames it was trained on.  Frame `f`
 `f * hop ... (f + 1) * hop - 1`: the STFT window is centred on the middle of those samples, so a clip of `T`
 samples has `ceil(T / hop)` frames and frame and sample grids line up without an offset to remember.
 
-Values are `log(max(mel power, floor) / floor)`: natural-log units above the floor, so silence is exactly 0.  A
+Values are `log(max(mel power, floor) / floor) / log(1 / floor)`: 0 is silence (at or below the floor), 1 a mel
+power of 1, so features sit in about [0, 1.5] whatever the floor, a scale a network takes without tuning.  A
 conditioned model can then treat "no frame here" (before a clip, after it, padding) as silence, zeros.
 
 The mel filterbank is torchaudio's (`melscale_fbanks`, Slaney-normalised like librosa's default); the STFT is
@@ -77,4 +78,4 @@ class LogMel:
         spec = torch.stft(padded, c.n_fft, c.hop, window=self._window.to(wave.device), center=False,
                           return_complex=True)[:, :, :n_frames]
         mel = (spec.abs() ** 2).transpose(1, 2) @ self._fbank.to(wave.device)  # [B, F, mels]
-        return torch.log(mel.clamp(min=c.floor) / c.floor).transpose(1, 2).contiguous()
+        return (torch.log(mel.clamp(min=c.floor) / c.floor) / math.log(1 / c.floor)).transpose(1, 2).contiguous()

@@ -119,6 +119,16 @@ class AutoregressiveModel(nn.Module):
         return TrainingOutput(self(x, cond))
 
     @property
+    def frame_features(self) -> Any:
+        """The engine.features.LogMelConfig of a model conditioned on feature frames (a vocoder), else None."""
+        return None
+
+    @property
+    def frame_context(self) -> int:
+        """Frames beyond each side of a window's samples that its conditioning reads (0 without frames)."""
+        return 0
+
+    @property
     def decode_options(self) -> dict[str, Any]:
         """Decode-time keywords this family's `init_state` takes, with their defaults ({} for most families)."""
         return {}

@@ -57,7 +57,8 @@ def evaluate_checkpoint(model_path: str | os.PathLike, data_path: str | os.PathL
     training = meta.get("training", {}) or {}
     data = load_dataset(data_path, model.tokens, training.get("data_kind", "auto"), training.get("split", "auto"),
                         training.get("labels", "none"), training.get("val_fraction", 0.1),
-                        training.get("trailing_silence", 0.0) if trailing_silence is None else trailing_silence)
+                        training.get("trailing_silence", 0.0) if trailing_silence is None else trailing_silence,
+                        features=model.frame_features, frame_margin=model.frame_context)
     if data.label_names and training.get("label_names") and data.label_names != training["label_names"]:
         raise DataError(f"{Path(data_path).name} has labels {data.label_names}, the model was trained on "
                         f"{training['label_names']}")

@@ -32,7 +32,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from engine.protocol import AutoregressiveModel, TrainingOutput
+from engine.protocol import AutoregressiveModel, Conditioning, TrainingOutput
 
 from .data import Batch
 
@@ -68,9 +68,12 @@ def context_mask(batch: Batch, receptive_field: int | None) -> torch.Tensor:
 
 
 def conditioning(model: AutoregressiveModel, batch: Batch) -> Any:
-    """What `model` is conditioned on: the encoded source (padding masked) for seq2seq batches, else class ids."""
+    """What `model` is conditioned on: the encoded source (padding masked) for seq2seq batches, the frames around
+    each window (and class ids) for a locally conditioned model, else class ids."""
     if batch.src is not None and hasattr(model, "encode"):
         return model.encode(batch.src, batch.src_mask)
+    if batch.frames is not None:
+        return Conditioning(classes=batch.cond, frames=batch.frames, first_sample=batch.first_sample)
     return batch.cond
 
 

@@ -72,6 +72,34 @@ register_preset("wavenet", "digits",
                                        "https://github.com/Jakobovski/free-spoken-digit-dataset"),
                 description="the demo model: FSDD at 8 kHz, mu-law 256, conditioned on the digit")
 
+# Vocoders: WaveNets conditioned on log-mel frames (local conditioning).  2 x 8 layers of 32/64/64 channels, so the
+# cached generator runs several times real time on one CPU thread; the frames carry what to play, so the receptive
+# field (511 samples) only has to make the waveform between them.  Copy-synthesis: `python -m engine --resynth`.
+_VOCODER = dict(blocks=2, layers_per_block=8, residual_channels=32, gate_channels=64, skip_channels=64,
+                n_classes=256, quantization="mulaw", local_cond_hidden=64, local_cond_layers=2)
+
+
+def _vocoder(sample_rate: int, hop: int, n_fft: int, n_mels: int) -> dict:
+    return dict(_VOCODER, sample_rate=sample_rate, local_cond_channels=n_mels, local_cond_hop=hop,
+                features=dict(sample_rate=sample_rate, hop=hop, n_fft=n_fft, n_mels=n_mels))
+
+
+register_preset("wavenet", "vocoder-digits", model=_vocoder(8000, 64, 256, 40),
+                train=dict(split="fsdd", batch_size=8, seq_len=1024, lr=2e-3, warmup_steps=200, max_steps=200000,
+                           eval_every=500, eval_tokens=100_000, checkpoint_every=250, license="CC BY-SA 4.0",
+                           data_source="Free Spoken Digit Dataset (Zohar Jackson and contributors), "
+                                       "https://github.com/Jakobovski/free-spoken-digit-dataset; takes 0-4 held out"),
+                description="vocoder: FSDD at 8 kHz, mu-law 256, conditioned on 40 log-mel bands every 8 ms")
+register_preset("wavenet", "vocoder-music", model=_vocoder(16000, 128, 512, 64),
+                train=dict(split="tail", val_fraction=0.1, batch_size=8, seq_len=1024, lr=2e-3, warmup_steps=200,
+                           max_steps=200000, eval_every=500, eval_tokens=131072, checkpoint_every=250,
+                           license="1 public domain (PD Mark 1.0) + 3 CC BY 3.0 tracks (Kevin MacLeod x2, Karissa "
+                                   "Hobbs); credits in docs/TRAINING.md, \"Public datasets\"",
+                           data_source="4 tracks from librosa's example audio, https://github.com/librosa/data "
+                                       "(audio/), decoded to 16 kHz mono; the last 10 % of each track held out"),
+                description="vocoder: the music folder at 16 kHz, mu-law 256, conditioned on 64 log-mel bands "
+                            "every 8 ms")
+
 
 # ---- Text models: ByteNet LM, RNN LM, seq2seq ----------------------------------------------------------------
 register_preset("bytenet", "small",

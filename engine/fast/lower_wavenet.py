@@ -56,7 +56,7 @@ def lower_wavenet(model: WaveNet) -> Lowered:
         if frame_net is None:
             return None
         fs = state.frames
-        return frame_net.sample_biases(fs.frames, fs.first_sample + t0, n).transpose(1, 2)
+        return frame_net.sample_biases(fs.frames, fs.first_sample + t0, n).all().transpose(1, 2)
 
     return Lowered(program, constants=constants, step_constants=step_constants)
 

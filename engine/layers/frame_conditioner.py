@@ -29,6 +29,8 @@ class FrameConditioner(nn.Module):
         widths = [in_channels] + [hidden] * layers
         self.convs = nn.ModuleList(nn.Conv1d(a, b, 3) for a, b in zip(widths[:-1], widths[1:]))
         self.project = nn.Conv1d(widths[-1], out_channels, 1)
+        nn.init.zeros_(self.project.weight)  # a new model starts as its unconditioned twin and learns to listen
+        nn.init.zeros_(self.project.bias)
 
     @property
     def lookahead(self) -> int:
@@ -59,11 +61,26 @@ class FrameConditioner(nn.Module):
         left = u.floor()
         return left.long(), (u - left).float()
 
-    def sample_biases(self, frames: torch.Tensor, first: torch.Tensor, n: int) -> torch.Tensor:
-        """Per-sample biases [B, out_channels, n] for timeline samples first[b] .. first[b] + n - 1 of each row."""
+    def sample_biases(self, frames: torch.Tensor, first: torch.Tensor, n: int) -> "SampleBiases":
+        """The per-sample biases of timeline samples first[b] .. first[b] + n - 1 of each row, made per channel
+        range on demand (`SampleBiases.channels`): a layer's [B, G, n] at a time, never all layers' at once."""
         s = first.reshape(-1, 1).to(frames.device) + torch.arange(n, device=frames.device)  # [B, n]
         left, w = self.blend(s)
         lo, hi = int(left.min()), int(left.max()) + 2
-        biases = self.frame_biases(frames, lo, hi)  # [B, D, hi - lo]
-        idx = (left - lo).unsqueeze(1).expand(-1, biases.shape[1], -1)
-        return torch.lerp(biases.gather(2, idx), biases.gather(2, idx + 1), w.unsqueeze(1).to(biases.dtype))
+        return SampleBiases(self.frame_biases(frames, lo, hi), left - lo, w)
+
+
+class SampleBiases:
+    """Frame-rate biases [B, D, F'] plus, per sample, its left frame (index into F') and the right one's weight."""
+
+    def __init__(self, biases: torch.Tensor, left: torch.Tensor, weight: torch.Tensor):
+        self.biases, self.left, self.weight = biases, left, weight.unsqueeze(1).to(biases.dtype)
+
+    def channels(self, lo: int, hi: int) -> torch.Tensor:
+        """[B, hi - lo, n]: channels lo .. hi-1 of every sample's bias."""
+        b = self.biases[:, lo:hi]
+        idx = self.left.unsqueeze(1).expand(-1, hi - lo, -1)
+        return torch.lerp(b.gather(2, idx), b.gather(2, idx + 1), self.weight)
+
+    def all(self) -> torch.Tensor:
+        return self.channels(0, self.biases.shape[1])

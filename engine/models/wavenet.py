@@ -144,6 +144,11 @@ class WaveNet(AutoregressiveModel):
         return LogMelConfig(**self.config.features) if self.config.features else None
 
     @property
+    def frame_context(self) -> int:
+        """The interpolation reaches one frame past a window's edge frames, the frame network `depth` more."""
+        return 0 if self.frame_net is None else self.frame_net.depth + 2
+
+    @property
     def receptive_field(self) -> int:
         return 1 + (self.config.kernel_size - 1) * sum(self.config.dilations)
 
@@ -201,8 +206,9 @@ class WaveNet(AutoregressiveModel):
             raise UserError(f"first_sample must be one int or {batch_size} of them")
         return frames, first.expand(batch_size).clone()
 
-    def _local_biases(self, frames, t0: int, n: int) -> torch.Tensor | None:
-        """Per-sample gate biases [B, layers * gate_channels, n] for positions t0 .. t0+n-1, or None."""
+    def _local_biases(self, frames, t0: int, n: int):
+        """Per-sample gate biases (engine.layers.frame_conditioner.SampleBiases; layer i's are channels
+        i*G .. (i+1)*G) for positions t0 .. t0+n-1, or None."""
         if frames is None:
             return None
         return self.frame_net.sample_biases(frames[0], frames[1] + t0, n)
@@ -227,7 +233,7 @@ class WaveNet(AutoregressiveModel):
         skip = 0
         for i, layer in enumerate(self.layers):
             h, s = layer(h, None if biases is None else biases[i],
-                         None if local is None else local[:, i * G:(i + 1) * G])
+                         None if local is None else local.channels(i * G, (i + 1) * G))
             skip = skip + s
         return self._head(skip)
 
@@ -283,7 +289,7 @@ class WaveNet(AutoregressiveModel):
             if state.cond_bias is not None:
                 z = z + state.cond_bias[i].unsqueeze(-1)
             if local is not None:
-                z = z + local[:, i * G:(i + 1) * G]
+                z = z + local.channels(i * G, (i + 1) * G)
             g = layer.gate(z)
             h = (h + layer.residual(g)) * math.sqrt(0.5)
             skip = skip + layer.skip(g[:, :, -1:])

@@ -25,6 +25,15 @@ def random_configs(n: int = 16):
 CONFIGS = list(random_configs())
 
 
+def listening(model):
+    """A new vocoder's projection starts at zero (it begins as its unconditioned twin); give it weights, so every
+    check below sees frames that matter."""
+    with torch.no_grad():
+        model.frame_net.project.weight.normal_(0, 0.5)
+        model.frame_net.project.bias.normal_(0, 0.5)
+    return model
+
+
 def _inputs(cfg, batch, length, first=0):
     x = torch.randint(0, cfg["n_classes"], (batch, length))
     frames = torch.randn(batch, cfg["local_cond_channels"], -(-length // cfg["local_cond_hop"]) + 2)
@@ -34,7 +43,7 @@ def _inputs(cfg, batch, length, first=0):
 
 @pytest.mark.parametrize("cfg,batch", CONFIGS)
 def test_step_equals_forward_and_prime_with_frames(cfg, batch):
-    model = engine.build_model("wavenet", **cfg)
+    model = listening(engine.build_model("wavenet", **cfg))
     x, cond = _inputs(cfg, batch, 41, first=random.Random(str(cfg)).randint(0, 9))
     assert_step_matches_forward(model, x, cond)
     assert_prime_then_step_matches(model, x, split=random.Random(len(str(cfg))).randint(1, 35), cond=cond)
@@ -44,7 +53,7 @@ def test_step_equals_forward_and_prime_with_frames(cfg, batch):
 def test_a_sample_hears_its_frames_and_no_frame_past_the_stated_lookahead():
     cfg = dict(layers_per_block=2, blocks=1, residual_channels=4, gate_channels=6, skip_channels=4, n_classes=16,
                local_cond_channels=3, local_cond_hop=4, local_cond_hidden=4, local_cond_layers=2)
-    model = engine.build_model("wavenet", **cfg).eval()
+    model = listening(engine.build_model("wavenet", **cfg)).eval()
     x = torch.randint(0, 16, (1, 40))
     frames = torch.randn(1, 3, 10)
     base = model(x, Conditioning(frames=frames))
@@ -62,8 +71,8 @@ def test_a_sample_hears_its_frames_and_no_frame_past_the_stated_lookahead():
 
 def test_a_window_cut_from_a_clip_sees_the_conditioning_the_whole_clip_sees():
     """Training cuts windows (first_sample = their offset): past the receptive field they match the full clip."""
-    model = engine.build_model("wavenet", layers_per_block=3, blocks=1, residual_channels=8, gate_channels=8,
-                               skip_channels=8, n_classes=16, local_cond_channels=4, local_cond_hop=5).eval()
+    model = listening(engine.build_model("wavenet", layers_per_block=3, blocks=1, residual_channels=8, gate_channels=8,
+                                         skip_channels=8, n_classes=16, local_cond_channels=4, local_cond_hop=5)).eval()
     x = torch.randint(0, 16, (2, 90))
     frames = torch.randn(2, 4, 18)
     full = model(x, Conditioning(frames=frames))
@@ -74,8 +83,8 @@ def test_a_window_cut_from_a_clip_sees_the_conditioning_the_whole_clip_sees():
 
 
 def test_chunked_generation_equals_one_pass_and_the_block_stays_bounded():
-    model = engine.build_model("wavenet", layers_per_block=3, blocks=2, residual_channels=8, gate_channels=8,
-                               skip_channels=8, n_classes=32, local_cond_channels=4, local_cond_hop=3).eval()
+    model = listening(engine.build_model("wavenet", layers_per_block=3, blocks=2, residual_channels=8, gate_channels=8,
+                                         skip_channels=8, n_classes=32, local_cond_channels=4, local_cond_hop=3)).eval()
     frames = torch.randn(2, 4, 200)
     cond = Conditioning(frames=frames)
     one = engine.generate_all(model, max_new_tokens=600, cond=cond, seed=5, backend="eager", chunk_size=600,
@@ -115,6 +124,7 @@ def test_the_fast_path_serves_local_conditioning_with_the_same_ids(kernel, class
     model = engine.build_model("wavenet", layers_per_block=4, blocks=2, kernel_size=kernel, residual_channels=8,
                                gate_channels=8, skip_channels=16, n_classes=32, global_cond_classes=classes,
                                local_cond_channels=5, local_cond_hop=7, local_cond_hidden=8).eval()
+    listening(model)
     with torch.no_grad():  # sharper distributions than the default init, so a wrong bias changes ids
         for p in model.parameters():
             p.mul_(2.0)
@@ -128,3 +138,13 @@ def test_the_fast_path_serves_local_conditioning_with_the_same_ids(kernel, class
     assert torch.equal(eager, fast_ids)
     shuffled = Conditioning(classes=cond.classes, frames=frames.flip(-1), first_sample=3)
     assert not torch.equal(fast_ids, engine.generate_all(model, prompt, backend="fast", **{**kw, "cond": shuffled}))
+
+
+def test_a_new_vocoder_starts_as_its_unconditioned_twin():
+    """The zero-initialised projection: before training, frames change nothing (they are learned, not noise)."""
+    model = engine.build_model("wavenet", layers_per_block=2, blocks=1, residual_channels=4, gate_channels=6,
+                               skip_channels=4, n_classes=16, local_cond_channels=3, local_cond_hop=4).eval()
+    x = torch.randint(0, 16, (1, 30))
+    a = model(x, Conditioning(frames=torch.randn(1, 3, 8)))
+    b = model(x, Conditioning(frames=torch.randn(1, 3, 8)))
+    assert torch.equal(a, b)

@@ -10,6 +10,7 @@ from pathlib import Path
 import torch
 
 from engine.alphabet import describe
+from engine.features import LogMelConfig
 from engine.protocol import TokenSpec
 from engine.text import NEWLINE
 
@@ -40,11 +41,16 @@ def detect_kind(path: str | Path) -> str:
 
 
 def load_dataset(path: str | Path, tokens: TokenSpec, kind: str = "auto", split: str = "auto",
-                 labels: str = "none", val_fraction: float = 0.1, trailing_silence: float = 0.0) -> SequenceDataset:
-    """Read `path` as the kind of data `tokens` (the model's TokenSpec) expects."""
+                 labels: str = "none", val_fraction: float = 0.1, trailing_silence: float = 0.0,
+                 features: LogMelConfig | None = None, frame_margin: int = 0) -> SequenceDataset:
+    """Read `path` as the kind of data `tokens` (the model's TokenSpec) expects; with `features` (a locally
+    conditioned model's front end), audio sequences come with their frames (trainers/data/audio.py)."""
     if kind not in KINDS:
         raise DataError(f"data kind must be one of {', '.join(KINDS)}, got {kind!r}")
     kind = detect_kind(path) if kind == "auto" else kind
+    if features is not None and kind != "audio":
+        raise DataError(f"{Path(path).name} is {kind} data, but this model is conditioned on audio frames: "
+                        "give it a folder of audio")
     if kind == "audio" and tokens.kind != "audio":
         raise DataError(f"{Path(path).name} is an audio folder but this model family takes {tokens.kind}")
     if kind != "audio" and tokens.vocab_size < 256:  # bytes fit any model with 256+ ids (WaveNet on text too)
@@ -53,7 +59,8 @@ def load_dataset(path: str | Path, tokens: TokenSpec, kind: str = "auto", split:
     end_id = tokens.eos_id if tokens.eos_id is not None else NEWLINE
     if kind == "audio":
         return audio_folder(path, tokens.sample_rate, tokens.vocab_size, tokens.quantization or "mulaw",
-                            tokens.start_id, split, labels, val_fraction, trailing_silence)
+                            tokens.start_id, split, labels, val_fraction, trailing_silence, features=features,
+                            frame_margin=frame_margin)
     if labels != "none":
         raise DataError(f"labels={labels!r} applies to audio folders only")
     if kind == "pairs":

@@ -11,6 +11,9 @@ Held-out split, chosen so that it never changes when files are added:
 - "auto": "fsdd" when every file matches the FSDD pattern, else "fraction".
 Labels (global conditioning): "prefix" = the file name up to the first "_" (the digit in FSDD), "folder" = the
 parent folder's name, "none".  Label names are sorted, so FSDD digits map to class ids 0-9.
+With `features` (a vocoder's engine.features.LogMelConfig) every sequence also gets its log-mel frames, made from
+the waveform itself (before quantization) with the appended silence, on the timeline of the samples its positions
+predict; `frame_margin` is how many frames a batch carries beyond each side of a window.
 """
 from __future__ import annotations
 
@@ -22,6 +25,7 @@ from pathlib import Path
 import torch
 
 from engine.audio import AudioError, quantize, read_audio
+from engine.features import LogMel, LogMelConfig
 
 from .base import DataError, SequenceDataset
 
@@ -58,7 +62,8 @@ def label_of(rel: Path, rule: str) -> str | None:
 def audio_folder(folder: str | Path, sample_rate: int, n_classes: int = 256, quantization: str = "mulaw",
                  start_id: int | None = None, split: str = "auto", labels: str = "none",
                  val_fraction: float = 0.1, trailing_silence: float = 0.0,
-                 max_seconds_per_file: float = 300.0) -> SequenceDataset:
+                 max_seconds_per_file: float = 300.0, features: LogMelConfig | None = None,
+                 frame_margin: int = 0) -> SequenceDataset:
     """Read every audio file under `folder`; unreadable ones are skipped with a warning that names them."""
     if split not in SPLIT_RULES:
         raise DataError(f"split must be one of {', '.join(SPLIT_RULES)}, got {split!r}")
@@ -74,7 +79,11 @@ def audio_folder(folder: str | Path, sample_rate: int, n_classes: int = 256, qua
     start = n_classes // 2 if start_id is None else start_id
     silence = int(quantize(torch.zeros(1), n_classes, quantization)[0])
     tail = torch.full((int(trailing_silence * sample_rate),), silence, dtype=torch.long)
+    if features is not None and features.sample_rate != sample_rate:
+        raise DataError(f"frames at {features.sample_rate} Hz for a model at {sample_rate} Hz")
+    mel = LogMel(features) if features is not None else None
     seqs: dict[str, list[torch.Tensor]] = {"train": [], "val": []}
+    frames: dict[str, list[torch.Tensor]] = {"train": [], "val": []}
     names: dict[str, list[str | None]] = {"train": [], "val": []}
     skipped: list[str] = []
     for f, rel in zip(files, rels):
@@ -83,15 +92,18 @@ def audio_folder(folder: str | Path, sample_rate: int, n_classes: int = 256, qua
         except AudioError as e:
             skipped.append(f"{rel} ({e})")
             continue
-        ids = quantize(torch.from_numpy(wave), n_classes, quantization)
+        wave = torch.from_numpy(wave)
         if split == "tail":
-            cut = int(len(ids) * (1 - val_fraction))
-            pieces = [("train", ids[:cut]), ("val", ids[cut:])]
+            cut = int(len(wave) * (1 - val_fraction))
+            pieces = [("train", wave[:cut]), ("val", wave[cut:])]
         else:
-            pieces = [("val" if is_held_out(rel, split, val_fraction) else "train", ids)]
+            pieces = [("val" if is_held_out(rel, split, val_fraction) else "train", wave)]
         for part, piece in pieces:
-            seqs[part].append(torch.cat([torch.tensor([start]), piece, tail]))
+            seqs[part].append(torch.cat([torch.tensor([start]), quantize(piece, n_classes, quantization), tail]))
             names[part].append(label_of(rel, labels))
+            if mel is not None:  # position p predicts sample p: frames of the samples, silence appended
+                frames[part].append(mel(torch.cat([piece, piece.new_zeros(len(tail))]))[0] if len(piece)
+                                    else torch.zeros(features.n_mels, 1))
     if skipped:
         log.warning("skipped %d unreadable audio file(s): %s", len(skipped), "; ".join(skipped[:20])
                     + (" ..." if len(skipped) > 20 else ""))
@@ -100,6 +112,8 @@ def audio_folder(folder: str | Path, sample_rate: int, n_classes: int = 256, qua
     if not seqs["val"] and len(seqs["train"]) >= 2:  # a tiny folder: hold out its last file
         seqs["val"].append(seqs["train"].pop())
         names["val"].append(names["train"].pop())
+        if mel is not None:
+            frames["val"].append(frames["train"].pop())
     label_ids = None
     label_names: list[str] = []
     if labels != "none":
@@ -113,4 +127,6 @@ def audio_folder(folder: str | Path, sample_rate: int, n_classes: int = 256, qua
         label_names = found
         label_ids = {k: [found.index(n) for n in v] for k, v in names.items()}
     return SequenceDataset(seqs, labels=label_ids, label_names=label_names, pad_id=start, kind="audio",
-                           weighting="length", description=f"audio folder {root.name} ({split} split)")
+                           weighting="length", description=f"audio folder {root.name} ({split} split)",
+                           frames=frames if mel is not None else None, frame_hop=features.hop if mel else 0,
+                           frame_margin=frame_margin)

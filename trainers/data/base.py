@@ -10,6 +10,12 @@ Windows carry `fresh`: True when a row starts at the very beginning of its seque
 start has nothing before it, which is exactly what a model sees when generation starts from an empty state, so
 all its positions count; a row cut from the middle of a sequence only counts positions with a full receptive
 field of real context (see trainers.losses).
+
+An audio dataset made for a locally conditioned model (a vocoder) also holds each sequence's feature frames
+(`frames`, engine.features; frame f describes the samples that positions f*hop .. (f+1)*hop - 1 predict).  A
+batch then carries, per row, the frames around its window (`frame_margin` frames either side, enough for the
+model's frame network and interpolation) and `first_sample`, the timeline sample its position 0 predicts, so
+the model conditions every position exactly as it would on the whole clip.
 """
 from __future__ import annotations
 
@@ -42,6 +48,8 @@ class Batch:
     src: torch.Tensor | None = None  # LongTensor [B, S] source ids (seq2seq), right-padded
     src_mask: torch.Tensor | None = None  # BoolTensor [B, S]
     reset: torch.Tensor | None = None  # BoolTensor [B]: stateful chunks only; the row begins a new sequence
+    frames: torch.Tensor | None = None  # [B, C, F] feature frames around each row's window (local conditioning)
+    first_sample: torch.Tensor | None = None  # LongTensor [B]: the frames' timeline sample of position 0
 
     def to(self, device: torch.device | str) -> "Batch":
         return Batch(**{f.name: (v.to(device, non_blocking=True) if isinstance(v, torch.Tensor) else v)
@@ -64,6 +72,9 @@ class SequenceDataset:
     kind: str = "text"
     weighting: str = "length"  # "length": every token equally likely; "uniform": every item equally likely
     description: str = ""
+    frames: dict[str, list[torch.Tensor]] | None = None  # split -> [C, F] feature frames per sequence
+    frame_hop: int = 0  # samples per frame
+    frame_margin: int = 0  # frames a batch carries beyond each side of a window
 
     def __post_init__(self) -> None:
         for split in SPLITS:
@@ -85,7 +96,7 @@ class SequenceDataset:
         """This rank's share of the training split (every rank keeps the whole held-out split)."""
         if world <= 1:
             return self
-        seqs, labels, sources = self.sequences["train"], None, None
+        seqs, labels, sources, frames = self.sequences["train"], None, None, None
         if len(seqs) >= world:
             idx = list(range(rank, len(seqs), world))
         else:  # one long sequence (a text corpus): cut it into contiguous parts
@@ -96,13 +107,18 @@ class SequenceDataset:
                 labels = {**self.labels, "train": [self.labels["train"][i] for i in idx]}
             if self.sources:
                 sources = {**self.sources, "train": [self.sources["train"][i] for i in idx]}
+            if self.frames:
+                frames = {**self.frames, "train": [self.frames["train"][i] for i in idx]}
         else:
             new_train = []
             for s in seqs:
                 n = len(s) // world
                 new_train.append(s[rank * n: (rank + 1) * n + 1])
+        if idx is None and self.frames:
+            raise DataError("a dataset with frames shards by sequence: give it at least one file per rank")
         return dataclasses.replace(self, sequences={**self.sequences, "train": new_train},
-                                   labels=labels or self.labels, sources=sources or self.sources)
+                                   labels=labels or self.labels, sources=sources or self.sources,
+                                   frames=frames or self.frames)
 
     # ---- batching -----------------------------------------------------------------------------------------
     def _weights(self, split: str) -> torch.Tensor:
@@ -121,6 +137,7 @@ class SequenceDataset:
         y = torch.full((batch_size, window), self.pad_id, dtype=torch.long)
         mask = torch.zeros(batch_size, window, dtype=torch.bool)
         fresh = torch.zeros(batch_size, dtype=torch.bool)
+        starts = []
         for row, i in enumerate(picks):
             s = seqs[i]
             span = len(s) - 1 - window
@@ -129,9 +146,26 @@ class SequenceDataset:
             n = len(piece) - 1
             x[row, :n], y[row, :n], mask[row, :n] = piece[:-1], piece[1:], True
             fresh[row] = start == 0
-        return self._finish(Batch(x, y, mask, fresh), split, picks)
+            starts.append(start)
+        return self._finish(Batch(x, y, mask, fresh), split, picks, starts)
 
-    def _finish(self, batch: Batch, split: str, picks: list[int]) -> Batch:
+    def _frames_around(self, split: str, picks: list[int], starts: list[int], width: int) -> tuple[torch.Tensor,
+                                                                                                  torch.Tensor]:
+        """Each row's frames from `frame_margin` frames before its window to as many after (zeros, silence, past
+        the clip), [B, C, F], and the timeline sample of each row's position 0 in those frames, [B]."""
+        hop, margin = self.frame_hop, self.frame_margin
+        n = -(-width // hop) + 2 * margin + 1
+        seq_frames = [self.frames[split][i] for i in picks]
+        out = seq_frames[0].new_zeros(len(picks), seq_frames[0].shape[0], n)
+        first = torch.zeros(len(picks), dtype=torch.long)
+        for row, (f, start) in enumerate(zip(seq_frames, starts)):
+            lo = max(0, start // hop - margin)
+            piece = f[:, lo:lo + n]
+            out[row, :, :piece.shape[1]] = piece
+            first[row] = start - lo * hop
+        return out, first
+
+    def _finish(self, batch: Batch, split: str, picks: list[int], starts: list[int] | None = None) -> Batch:
         if self.labels:
             batch.cond = torch.tensor([self.labels[split][i] for i in picks], dtype=torch.long)
         if self.sources:
@@ -141,6 +175,10 @@ class SequenceDataset:
             batch.src_mask = torch.zeros(len(srcs), width, dtype=torch.bool)
             for row, s in enumerate(srcs):
                 batch.src[row, :len(s)], batch.src_mask[row, :len(s)] = s, True
+        if self.frames:
+            if starts is None:
+                raise ValueError("frames need each row's window start")
+            batch.frames, batch.first_sample = self._frames_around(split, picks, starts, batch.x.shape[1])
         return batch
 
     def eval_batches(self, split: str, batch_size: int, chunk: int, context: int,
@@ -179,7 +217,7 @@ class SequenceDataset:
                 mask[row, a - h:end - h] = True
                 fresh[row] = h == 0
             # scored positions are exactly the masked ones; history positions are inputs only
-            yield self._finish(Batch(x, y, mask, fresh), split, [i for i, _, _ in group])
+            yield self._finish(Batch(x, y, mask, fresh), split, [i for i, _, _ in group], [h for _, _, h in group])
 
 
 class StreamSampler:
@@ -206,6 +244,7 @@ class StreamSampler:
         reset = torch.tensor(self.new, dtype=torch.bool)
         fresh = torch.zeros(n, dtype=torch.bool)
         picks = [i for i, _ in self.rows]  # labels follow the sequence each row reads in this batch
+        starts = [pos for _, pos in self.rows]
         for r, (i, pos) in enumerate(self.rows):
             s = seqs[i]
             piece = s[pos: pos + self.chunk + 1]
@@ -217,7 +256,7 @@ class StreamSampler:
             if self.rows[r][1] >= len(s) - 1:
                 self.rows[r], self.new[r] = self._draw(), True
         batch = Batch(x, y, mask, fresh, reset=reset)
-        return self.data._finish(batch, self.split, picks)
+        return self.data._finish(batch, self.split, picks, starts)
 
     def state_dict(self) -> dict:
         return {"rows": self.rows, "new": self.new}
