@@ -39,7 +39,8 @@ from engine.paths import data_root
 
 from . import distributed, runfiles, schedule, state as ckpt
 from .config import TrainConfig
-from .data import DataError, SequenceDataset, StreamSampler, fit_alphabet, load_dataset
+from .data import DataError, SequenceDataset, StreamSampler, detect_kind, fit_alphabet, load_dataset
+from .data.kinds import check_fits
 from .distill import DistillError, check_distillable, distillation_loss, load_teachers
 from .evaluate import evaluate
 from .losses import detach_state, next_token_loss
@@ -74,6 +75,7 @@ def build(cfg: TrainConfig) -> tuple[Any, SequenceDataset]:
     if probe.frame_context and probe.frame_features is None:
         raise TrainError(f"this {cfg.family} is conditioned on frames but its config has no `features` (the "
                          "engine.features.LogMelConfig that makes them from the audio): set features")
+    check_fits(cfg.family, detect_kind(cfg.data) if cfg.data_kind == "auto" else cfg.data_kind, cfg.data)
     data = load_dataset(cfg.data, probe.tokens, cfg.data_kind, cfg.split, cfg.labels, cfg.val_fraction,
                         cfg.trailing_silence, features=probe.frame_features, frame_margin=probe.frame_context)
     fields = {f.name for f in dataclasses.fields(registry.config_class(cfg.family))}

@@ -18,7 +18,7 @@ from trainers.jobs import JobManager
 from trainers.state import find_last, load_last
 
 # checkpoint_every=1: a tiny model spends much of its time writing checkpoints, so kills land mid-write too
-TINY = {"blocks": 1, "layers_per_block": 2, "residual_channels": 8, "gate_channels": 8, "skip_channels": 8,
+TINY = {"d": 8, "sets": 1, "set_size": 2,  # a tiny bytenet (the data is text)
         "seq_len": 16, "batch_size": 2, "eval_every": 3, "eval_tokens": 64, "log_every": 1,
         "checkpoint_every": 1, "threads": 1, "warmup_steps": 2}
 
@@ -50,7 +50,7 @@ def test_ten_random_sigkills_never_lose_or_corrupt_a_checkpoint(tmp_path):
     data.write_text("the cat sat on the mat. " * 60)
     jobs = JobManager(tmp_path / "runs")
     rng = random.Random(8)
-    job_id = jobs.start("wavenet", data, max_steps=10**6, name="crashy", overrides=TINY)
+    job_id = jobs.start("bytenet", data, max_steps=10**6, name="crashy", overrides=TINY)
     saved_step = reported_step = 0
     for kill in range(10):
         _wait(lambda: jobs.get(job_id).state == "running" and jobs.get(job_id).pid)
@@ -83,7 +83,7 @@ def test_killing_the_app_loses_no_job_state(tmp_path):
     root = tmp_path / "runs"
     script = (f"import json, sys, time\nfrom trainers.jobs import JobManager\n"
               f"jobs = JobManager({str(root)!r})\n"
-              f"job = jobs.start('wavenet', {str(data)!r}, max_steps=6, name='survivor', overrides={TINY!r})\n"
+              f"job = jobs.start('bytenet', {str(data)!r}, max_steps=6, name='survivor', overrides={TINY!r})\n"
               "print(job, flush=True)\ntime.sleep(600)\n")
     app = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True,
                            cwd=os.path.dirname(os.path.dirname(os.path.dirname(__file__))))

@@ -24,10 +24,10 @@ def test_torchrun_two_cpu_processes(tmp_path):
     out = tmp_path / "run"
     env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
     cmd = [str(torchrun if torchrun.exists() else shutil.which("torchrun")), "--standalone", "--nproc_per_node=2",
-           "-m", "trainers", "train", "--family", "wavenet", "--data", str(data), "--out", str(out),
+           "-m", "trainers", "train", "--family", "bytenet", "--data", str(data), "--out", str(out),
            "--max-steps", "4", "--seq-len", "16", "--batch-size", "2", "--threads", "1", "--no-progress",
-           "--set", "blocks=1", "--set", "layers_per_block=2", "--set", "eval_every=4", "--set", "log_every=1",
-           "--set", "residual_channels=8", "--set", "gate_channels=8", "--set", "skip_channels=8"]
+           "--set", "sets=1", "--set", "set_size=2", "--set", "eval_every=4", "--set", "log_every=1",
+           "--set", "d=8"]
     res = subprocess.run(cmd, env=env, cwd=REPO, capture_output=True, text=True, timeout=240)
     assert res.returncode == 0, res.stderr[-3000:]
     status = runfiles.read_status(out)

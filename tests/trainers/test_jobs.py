@@ -13,7 +13,7 @@ import pytest
 import engine
 from trainers.jobs import JOB_NICENESS, JobError, JobManager, _stop_tree
 
-TINY = {"blocks": 1, "layers_per_block": 2, "residual_channels": 8, "gate_channels": 8, "skip_channels": 8,
+TINY = {"d": 8, "sets": 1, "set_size": 2,  # a tiny bytenet
         "seq_len": 16, "batch_size": 2, "eval_every": 1000, "eval_tokens": 200, "log_every": 1,
         "checkpoint_every": 2, "threads": 1, "warmup_steps": 2}
 
@@ -36,8 +36,8 @@ def _wait(pred, timeout=90.0):
 
 def test_killed_job_fails_with_reason_queue_rebuild_and_resume(tmp_path, text):
     jobs = JobManager(tmp_path / "runs", max_concurrent=1)
-    a = jobs.start("wavenet", text, max_steps=100000, name="long", overrides=TINY)
-    b = jobs.start("wavenet", text, max_steps=3, name="short", overrides=TINY)
+    a = jobs.start("bytenet", text, max_steps=100000, name="long", overrides=TINY)
+    b = jobs.start("bytenet", text, max_steps=3, name="short", overrides=TINY)
     assert jobs.get(b).state == "queued"  # one slot, taken by a
     _wait(lambda: jobs.get(a).step >= 4)
     pid = jobs.get(a).pid
@@ -59,12 +59,12 @@ def test_killed_job_fails_with_reason_queue_rebuild_and_resume(tmp_path, text):
     steps = [m["step"] for m in fresh.metrics(a) if m["split"] == "train"]
     assert steps[-1] == killed_at + 2 and max(steps) == killed_at + 2  # continued, not restarted
     with pytest.raises(JobError, match="only a finished, failed or cancelled job"):
-        fresh.resume(fresh.start("wavenet", text, max_steps=1, overrides=TINY))
+        fresh.resume(fresh.start("bytenet", text, max_steps=1, overrides=TINY))
 
 
 def test_cancel_stops_the_training_process(tmp_path, text):
     jobs = JobManager(tmp_path / "runs")
-    a = jobs.start("wavenet", text, max_steps=100000, overrides=TINY)
+    a = jobs.start("bytenet", text, max_steps=100000, overrides=TINY)
     _wait(lambda: jobs.get(a).step >= 1)
     proc = psutil.Process(jobs.get(a).pid)
     if os.name == "posix":  # background training yields the CPU to live generation

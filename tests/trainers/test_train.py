@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -12,16 +13,21 @@ import engine
 from trainers import cli, runfiles
 from trainers import state as ckpt
 from trainers.config import TrainConfig
+from trainers.data import DataError
 from trainers.train import train
 
 TINY = dict(blocks=1, layers_per_block=3, residual_channels=16, gate_channels=16, skip_channels=16)
+TINY_TEXT = dict(d=16, sets=1, set_size=3)  # bytenet
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _cfg(tmp_path, data, **kw) -> TrainConfig:
-    base = dict(family="wavenet", data=str(data), out=str(tmp_path / "run"), model=dict(TINY, sample_rate=8000),
+    """A tiny run: WaveNet on an audio folder, ByteNet on a text file."""
+    audio = Path(data).is_dir()
+    base = dict(family="wavenet" if audio else "bytenet", data=str(data), out=str(tmp_path / "run"),
+                model=dict(TINY, sample_rate=8000) if audio else dict(TINY_TEXT),
                 batch_size=8, seq_len=64, max_steps=60, lr=1e-2, warmup_steps=5, eval_every=30, eval_tokens=4000,
                 log_every=10, checkpoint_every=10, device="cpu")
     base.update(kw)
@@ -65,7 +71,7 @@ def test_wavenet_loss_falls_on_sine_tones(tmp_path, tones):
     assert model.config.sample_rate == 8000 and meta["training"]["val_loss"] == pytest.approx(min(val))
 
 
-def test_wavenet_loss_falls_on_repeated_text(tmp_path, text):
+def test_bytenet_loss_falls_on_repeated_text(tmp_path, text):
     train(_cfg(tmp_path, text), progress=False)
     val = _val_losses(tmp_path / "run")
     assert val[0] > val[-1] and val[-1] < 2.0, val
@@ -106,9 +112,9 @@ def test_last_checkpoint_is_never_half_written(tmp_path, text, monkeypatch):
 
 def test_cli_train_and_eval(tmp_path, text, capsys):
     out = tmp_path / "cli"
-    rc = cli.main(["train", "--family", "wavenet", "--data", str(text), "--out", str(out), "--max-steps", "5",
-                   "--no-progress", "--seq-len", "32", "--batch-size", "4", "--set", "blocks=1",
-                   "--set", "layers_per_block=2", "--set", "eval_every=5"])
+    rc = cli.main(["train", "--family", "bytenet", "--data", str(text), "--out", str(out), "--max-steps", "5",
+                   "--no-progress", "--seq-len", "32", "--batch-size", "4", "--set", "sets=1",
+                   "--set", "set_size=2", "--set", "d=16", "--set", "eval_every=5"])
     assert rc == 0
     assert "5 steps" in capsys.readouterr().out
     rc = cli.main(["eval", "--model", str(out / "best"), "--data", str(text)])
@@ -123,12 +129,17 @@ def test_cli_train_and_eval(tmp_path, text, capsys):
     (["train", "--family", "wavenet", "--data", "TEXT", "--out", "OUT", "--set", "bogus=1"], "--set bogus"),
     (["train", "--out", "OUT", "--resume"], "nothing to resume"),
     (["train", "--family", "wavenet", "--data", "EMPTY", "--out", "OUT"], "no audio files"),
+    (["train", "--family", "wavenet", "--data", "TEXT", "--out", "OUT"],
+     "text.txt is a text corpus, but wavenet is an audio family (it trains on audio folders): pick bytenet, "
+     "hierarchical or rnn"),
+    (["train", "--family", "bytenet", "--data", "TONES", "--out", "OUT"],
+     "is an audio folder, but bytenet is a text family (it trains on text): pick wavenet or samplernn"),
     (["eval", "--model", "OUT", "--data", "TEXT"], "no checkpoint"),
 ])
-def test_cli_bad_input_is_one_clear_line(tmp_path, text, capsys, args, message):
+def test_cli_bad_input_is_one_clear_line(tmp_path, text, tones, capsys, args, message):
     (tmp_path / "empty").mkdir()
     subs = {"MISSING": str(tmp_path / "missing.txt"), "TEXT": str(text), "OUT": str(tmp_path / "out"),
-            "EMPTY": str(tmp_path / "empty")}
+            "EMPTY": str(tmp_path / "empty"), "TONES": str(tmp_path / "tones")}
     rc = cli.main([subs.get(a, a) for a in args])
     err = capsys.readouterr().err.strip().splitlines()
     assert rc == 2
@@ -158,3 +169,26 @@ def test_config_json_names_public_data_by_the_data_setting_not_a_local_folder(tm
     monkeypatch.setenv("PLAYGROUND_DATA", str(tmp_path / "elsewhere"))
     train(_cfg(tmp_path, text, out=str(tmp_path / "run2"), **kw), progress=False)
     assert engine.read_meta(tmp_path / "run2" / "last")["training"]["data"] == str(text)
+
+
+def test_data_of_the_wrong_kind_is_refused_before_training_naming_a_family_that_fits(tmp_path, text):
+    names = tmp_path / "names.txt"
+    names.write_text("".join(f"name{chr(97 + i % 26)}{i}\n" for i in range(40)))
+    for data, family, fits in ((names, "wavenet", "hierarchical"), (text, "samplernn", "bytenet")):
+        with pytest.raises(DataError, match=f"but {family} is an audio family .*pick {fits}"):
+            train(_cfg(tmp_path, data, family=family, model={}), progress=False)
+    pairs = tmp_path / "pairs.tsv"
+    pairs.write_text("".join(f"{i}\t{i + 1}\n" for i in range(40)))
+    with pytest.raises(DataError, match="pairs.tsv is a .tsv of pairs .*pick seq2seq"):
+        train(_cfg(tmp_path, pairs), progress=False)
+    with pytest.raises(DataError, match="text.txt is a text corpus, but seq2seq .*pick bytenet"):
+        train(_cfg(tmp_path, text, family="seq2seq", model={}), progress=False)
+    assert not (tmp_path / "run").exists()  # refused before the run folder is made
+
+
+def test_fitting_families_follow_the_data_kind():
+    from trainers.data.kinds import default_family_for, fitting_families
+    assert fitting_families("audio") == ["wavenet", "samplernn"]
+    assert fitting_families("text")[0] == "bytenet" and set(fitting_families("text")) == {"bytenet", "rnn",
+                                                                                         "hierarchical"}
+    assert default_family_for("names") == "hierarchical" and default_family_for("pairs") == "seq2seq"
