@@ -52,7 +52,7 @@ def read_prompt_audio(path: str, keep_seconds: float = 600.0) -> tuple[np.ndarra
     not read (m4a, webm: what browsers record) are decoded by ffmpeg, which also keeps only the end."""
     name = os.path.basename(str(path))
     if not os.path.isfile(path):
-        raise UserError("Audio prompt: the file was not found on the server; upload it again.")
+        raise UserError(f"Audio prompt: {name} was not found on the server; upload it again.")
     size = os.path.getsize(path)
     if size == 0:
         raise UserError(f"Audio prompt: {name} is empty.")

@@ -173,27 +173,47 @@ class App:
         except UserError as e:
             raise gr.Error(html.escape(str(e)), print_exception=False) from None
         gr.Info(f"Started {job_id}")
-        return self.on_train_tick(job_id, None, None, force=True)
+        return self.on_train_tick(job_id, None, None, train.LATEST, force=True)
 
-    def on_train_tick(self, job_id, picked, seen, force: bool = False):
-        """Every 2 s: the job table, the picked job's view, and the Generate picker when models changed."""
+    def on_train_files(self, files, kind, family):
+        """New uploads: the model family follows the data (text data -> a text family, audio -> an audio one)."""
+        best, note = train.suggested_family(files, kind, family)
+        return gr.update(value=best) if best and best != family else gr.skip(), note
+
+    def on_train_tick(self, job_id, picked, seen, sample_pick=train.LATEST, force: bool = False):
+        """Every 2 s: the job table, the picked job's view and samples, and the Generate picker when models
+        changed.  `seen` is what the last tick showed: the picker and the sample player are only updated when
+        what they show changed (a player given its file again would start over)."""
         table = train.jobs_table(self.jobs)  # before the view: a job that finishes in between shows finished
         ids = train.job_ids(self.jobs)
         if job_id not in ids:
             job_id = ids[0] if ids else None
         view = train.job_view(self.jobs, job_id)
+        samples = train.sample_view(self.jobs, job_id, sample_pick)
         curves = [_frame([m for m in view.metrics if m["split"] == split], TRAIN_PLOT)
                   for split in ("train", "validation")]
         choices = catalog.choices()
-        signature = [ids, choices]
-        changed = force or seen != signature
+        seen = seen if isinstance(seen, dict) else {}
+        signature = {"ids": ids, "choices": choices, "sample": samples.key, "sample_choices": samples.choices}
+        changed = force or seen.get("ids") != ids or seen.get("choices") != choices
         picker = gr.skip()
         if changed:
             paths = [v for _, v in choices]
             picker = gr.update(choices=choices, value=picked if picked in paths else catalog.default_choice(choices))
+        new_sample = force or seen.get("sample") != samples.key
+        sample_outputs = (
+            gr.update(choices=samples.choices or [("latest", train.LATEST)], value=samples.pick)
+            if force or seen.get("sample_choices") != samples.choices else gr.skip(),
+            samples.caption,
+            gr.update(value=samples.text or "", visible=samples.kind != "audio") if new_sample else gr.skip(),
+            gr.update(value=samples.audio, visible=samples.kind == "audio") if new_sample else gr.skip(),
+            gr.update(value=samples.files or None, visible=len(samples.files) > 1) if new_sample else gr.skip(),
+        )
+        label = f"{view.state}: {view.progress}" if view.state and view.progress else view.state
         return (table,
                 gr.update(choices=ids, value=job_id) if changed else gr.update(value=job_id),
-                view.status, train.progress_html(view.fraction, view.state), *curves, view.log, picker, signature)
+                view.status, train.progress_html(view.fraction, label), *curves, view.log, picker, signature,
+                *sample_outputs)
 
     def on_train_stop(self, job_id):
         try:
@@ -240,6 +260,7 @@ class App:
                 with gr.Tab("Speed", id="speed"):
                     self._speed_tab()
             demo.load(self.on_load, [self.model], [self.model, *self._form_outputs], api_visibility="private")
+            demo.load(*self._train_load, api_visibility="private", show_progress="hidden")
         self.demo = demo
         return demo
 
@@ -323,16 +344,20 @@ class App:
                                 file_types=[*train.TEXT_EXT, *train.AUDIO_EXT, ".zip"])
                 kind = gr.Radio(list(train.DATA_KINDS), value="Detect from the files", label="Data type")
                 family = gr.Dropdown(fams, value=fam0, label="Model family", elem_id="train-family")
+                detected = gr.Markdown("", elem_id="train-detected")
                 preset = gr.Dropdown(train.preset_choices(fam0), value="small", label="Preset",
                                      elem_id="train-preset")
                 minutes = gr.Slider(0.5, lim.train_max_minutes, value=min(5.0, lim.train_max_minutes), step=0.5,
                                     label="Time budget (minutes)")
-                max_steps = gr.Number(None, precision=0, minimum=0, label="Max steps (empty = the preset's)",
-                                      elem_id="train-max-steps")
+                # a Textbox: Gradio 6's Number shows an empty value as 0
+                max_steps = gr.Textbox("", label="Max steps (empty = the preset's)", placeholder="the preset's",
+                                       max_lines=1, elem_id="train-max-steps")
                 name = gr.Textbox(label="Name (optional)", max_length=60)
                 start = gr.Button("Start training", variant="primary", elem_id="train-start")
             with gr.Column(scale=3, min_width=320):
-                job = gr.Dropdown(train.job_ids(self.jobs), label="Job", allow_custom_value=True,
+                # no value at build time: a Dropdown defaults to its first choice, which would be the newest
+                # job at start-up; the page's load event picks the newest job now
+                job = gr.Dropdown(train.job_ids(self.jobs), value=None, label="Job", allow_custom_value=True,
                                   elem_id="train-job")
                 status = gr.Markdown("No job selected.", elem_id="train-status")
                 progress = gr.HTML(train.progress_html(0.0), elem_id="train-progress")
@@ -344,25 +369,44 @@ class App:
                 with gr.Row():
                     stop_job = gr.Button("Stop job", variant="stop")
                     resume = gr.Button("Resume job")
-                table = gr.Dataframe(headers=["job", "name", "family", "state", "step", "val loss", "ETA"],
-                                     interactive=False, elem_id="train-table")
+                with gr.Group(elem_id="train-samples"):
+                    sample_pick = gr.Dropdown([("latest", train.LATEST)], value=train.LATEST,
+                                              label="Samples written at each evaluation (step · held-out loss)",
+                                              elem_id="train-sample-pick")
+                    sample_caption = gr.Markdown(train.SampleView().caption, elem_id="train-sample-caption")
+                    sample_text = gr.Textbox(label="Text sample", lines=6, max_lines=12, interactive=False,
+                                             elem_id="train-sample-text")
+                    sample_audio = gr.Audio(type="filepath", label="Audio sample", interactive=False,
+                                            visible=False, elem_id="train-sample-audio")
+                    sample_files = gr.File(label="Every class's sample at this step", file_count="multiple",
+                                           interactive=False, visible=False, elem_id="train-sample-files")
+                table = gr.Dataframe(headers=train.TABLE_HEADERS, interactive=False, wrap=True,
+                                     elem_id="train-table")
                 log = gr.Textbox(label="Log (last lines)", lines=6, max_lines=6, elem_id="train-log")
-        seen = gr.State(None)  # what the picker and job list showed at the last tick
+        seen = gr.State(None)  # what the picker, job list and sample player showed at the last tick
         timer = gr.Timer(2.0)
-        view_outputs = [table, job, status, progress, plot, val_plot, log, self.model, seen]
+        view_outputs = [table, job, status, progress, plot, val_plot, log, self.model, seen,
+                        sample_pick, sample_caption, sample_text, sample_audio, sample_files]
+        tick_inputs = [job, self.model, seen, sample_pick]
         family.change(lambda f: gr.update(choices=train.preset_choices(f), value="small"), [family], [preset],
                       api_visibility="private")
+        files.upload(self.on_train_files, [files, kind, family], [family, detected], api_visibility="private")
+        kind.change(self.on_train_files, [files, kind, family], [family, detected], api_visibility="private")
         start.click(self.on_train_start, [files, kind, family, preset, minutes, max_steps, name],
                     view_outputs, api_name="train_start").then(
-            self.on_train_tick, [job, self.model, seen], view_outputs, api_visibility="private")
-        timer.tick(self.on_train_tick, [job, self.model, seen], view_outputs, api_name="train_tick",
+            self.on_train_tick, tick_inputs, view_outputs, api_visibility="private")
+        timer.tick(self.on_train_tick, tick_inputs, view_outputs, api_name="train_tick",
                    show_progress="hidden", concurrency_limit=None)
-        job.change(self.on_train_tick, [job, self.model, gr.State(None)], view_outputs, api_visibility="private",
-                   show_progress="hidden")
+        job.change(lambda j, m, p: self.on_train_tick(j, m, None, train.LATEST), [job, self.model, sample_pick],
+                   view_outputs, api_visibility="private", show_progress="hidden")
+        sample_pick.input(self.on_train_tick, tick_inputs, view_outputs, api_visibility="private",
+                          show_progress="hidden")
         stop_job.click(self.on_train_stop, [job], None, api_name="train_stop").then(
-            self.on_train_tick, [job, self.model, seen], view_outputs, api_visibility="private")
+            self.on_train_tick, tick_inputs, view_outputs, api_visibility="private")
         resume.click(self.on_train_resume, [job, minutes], None, api_name="train_resume").then(
-            self.on_train_tick, [job, self.model, seen], view_outputs, api_visibility="private")
+            self.on_train_tick, tick_inputs, view_outputs, api_visibility="private")
+        self._train_load = (self.on_train_tick, [gr.State(None), self.model, gr.State(None), gr.State(train.LATEST)],
+                            view_outputs)
 
     def _speed_tab(self):
         lim = self.limits

@@ -201,3 +201,189 @@ def test_a_model_of_the_wrong_type_through_the_api_gets_one_clear_message(ui, mo
     with pytest.raises(gr.Error, match="The model must be one name from the model list"):
         list(app.on_generate(model, "hi", None, None, 1.0, 0, 1.0, 0.5, 10, 1, 1))
     assert "must be one name" in app.on_model(model)[0]
+
+
+# ---- defect 2 (app side): the family follows the uploaded data ---------------------------------------------
+def names_file(folder):
+    path = folder / "names.txt"
+    path.write_text("\n".join(["emma", "olivia", "ava", "isabella", "sophia", "mia", "amelia", "harper", "evelyn",
+                               "abigail", "emily", "ella"] * 5) + "\n")
+    return str(path)
+
+
+def test_the_default_family_follows_the_detected_data(ui, tmp_path):
+    from app import train
+    from test_app_train import wav_bytes
+    app, _ = ui
+    clip = tmp_path / "clip.wav"
+    clip.write_bytes(wav_bytes())
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text("It was the best of times, it was the worst of times. " * 50)
+    assert train.suggested_family([names_file(tmp_path)], "Detect from the files", "wavenet")[0] in \
+        ("hierarchical", "bytenet", "rnn")
+    assert train.suggested_family([str(corpus)], "Detect from the files", "wavenet")[0] == "bytenet"
+    assert train.suggested_family([str(clip)], "Detect from the files", "bytenet")[0] == "wavenet"
+    assert train.suggested_family([str(clip)], "Detect from the files", "samplernn")[0] == "samplernn"  # it fits
+    update, note = app.on_train_files([str(corpus)], "Detect from the files", "wavenet")
+    assert update["value"] == "bytenet" and "text corpus" in note
+    assert app.on_train_files([str(clip)], "Detect from the files", "wavenet")[0] == gr.skip()
+    assert app.on_train_files([], "Detect from the files", "wavenet") == (gr.skip(), "")
+
+
+def test_a_names_list_kept_on_wavenet_is_refused_with_a_toast(ui, tmp_path):
+    app, _ = ui
+    with pytest.raises(gr.Error, match="names.txt is a names list .*but wavenet is an audio family.*pick"):
+        app.on_train_start([names_file(tmp_path)], "Detect from the files", "wavenet", "small", 1, "", "")
+
+
+# ---- defect 11: PLAYGROUND_MAX_JOBS -------------------------------------------------------------------------
+def test_playground_max_jobs_sets_how_many_jobs_run(tiny_models):
+    assert App(Limits(max_jobs=3)).jobs.max_concurrent == 3
+    assert App(Limits.from_env({"PLAYGROUND_MAX_JOBS": "2"})).jobs.max_concurrent == 2
+    assert App(Limits()).jobs.max_concurrent == 1
+
+
+# ---- friction on the Train tab ------------------------------------------------------------------------------
+def make_job(root, name, created, minutes=None, **status):
+    from trainers import runfiles
+    from trainers.jobs import JOB_FILE
+    folder = root / name
+    folder.mkdir(parents=True)
+    runfiles.write_json(folder / JOB_FILE, {"id": name, "name": name, "family": "bytenet", "created": created,
+                                            "minutes": minutes})
+    runfiles.update_status(folder, **{"state": "finished", "step": 10, "total": 10, **status})
+    return folder
+
+
+def test_an_unnamed_audio_jobs_data_is_named_after_the_upload_not_the_time(tmp_path):
+    import zipfile
+
+    from app import train
+    from test_app_train import wav_bytes
+    z = tmp_path / "my-clips.zip"
+    with zipfile.ZipFile(z, "w") as zf:
+        zf.writestr("a.wav", wav_bytes())
+    data, _ = train.stage_upload([str(z)], "Detect from the files", Limits(), print, root=tmp_path / "up")
+    assert data.name == "my-clips"  # the job id is <time>-<family>-<data name>: no second timestamp
+    clips = [tmp_path / f"{i}.wav" for i in range(2)]
+    for c in clips:
+        c.write_bytes(wav_bytes())
+    data, _ = train.stage_upload([str(c) for c in clips], "Detect from the files", Limits(), print,
+                                 root=tmp_path / "up")
+    assert data.name == "audio" and re.fullmatch(r"\d{8}-\d{6}(-\d+)?", data.parent.name)
+
+
+def test_the_page_selects_the_newest_job_now_not_at_start_up(tiny_models, monkeypatch):
+    from engine.paths import runs_dir
+    make_job(runs_dir(), "20261201-100000-old", 1.0)
+    app = App(Limits())
+    demo = app.build()
+    job_box = component(demo, "train-job")
+    assert job_box["props"].get("value") in (None, [], "")  # not the newest job at build time
+    make_job(runs_dir(), "20261201-110000-new", 2.0)  # started after start-up (e.g. by another process)
+    fn, inputs, outputs = app._train_load
+    out = fn(*[getattr(i, "value", None) for i in inputs])
+    assert out[1]["value"] == "20261201-110000-new"
+    load_fns = [d for d in demo.get_config_file()["dependencies"]
+                if any(t[1] == "load" for t in d["targets"])]
+    assert any(len(d["outputs"]) == len(outputs) for d in load_fns)
+
+
+def test_max_steps_box_is_empty_and_means_the_presets(ui):
+    app, _ = ui
+    box = component(app.demo, "train-max-steps")
+    assert box["type"] != "number" and box["props"]["value"] in ("", None)
+    from app import train
+    from test_app_train import FakeManager
+    m = FakeManager()
+    for given, want in [("", None), ("  ", None), ("500", 500), ("1,000", 1000), (None, None)]:
+        m.started.clear()
+        train.start_job(m, [names_file_for(app)], "Names list (one per line)", "bytenet", "small", 1, given, "",
+                        Limits())
+        assert m.started[0][2]["max_steps"] == want, given
+
+
+def names_file_for(app):
+    import tempfile
+    from pathlib import Path
+    folder = Path(tempfile.mkdtemp())
+    return names_file(folder)
+
+
+def test_time_limited_jobs_show_time_progress_and_how_they_ended(tmp_path):
+    from app import train
+    from trainers.jobs import JobManager
+    root = tmp_path / "runs"
+    make_job(root, "a-running", 1.0, minutes=5, state="running", step=283, total=2000, elapsed_s=150.0)
+    make_job(root, "b-done", 2.0, minutes=5, state="finished", step=283, total=2000, elapsed_s=300.0,
+             stop_reason="minutes")
+    m = JobManager(root)
+    m._refresh = lambda folder: "running"  # no process behind the fake running job
+    running = m._job(root / "a-running")
+    fraction, words = train.job_progress(running)
+    assert fraction == 0.5 and "2.5 of 5 min" in words and "step 283 of at most 2,000" in words
+    done = m._job(root / "b-done")
+    fraction, words = train.job_progress(done)
+    assert fraction == 1.0 and words == "finished at step 283: its 5-minute budget ran out"
+    rows = {r[-1]: r for r in train.jobs_table(m)}
+    assert rows["b-done"][:2] == ["finished", "283 steps"] and "283/2000" not in str(rows)
+    assert rows["a-running"][1] == "50% (step 283)"
+
+
+# ---- samples in the Train tab -------------------------------------------------------------------------------
+def write_samples(folder, kind="audio"):
+    import json
+
+    import numpy as np
+
+    import engine
+    records = []
+    for step, loss in [(10, 3.0), (20, 2.5)]:
+        rel = f"samples/step-{step:06d}"
+        (folder / rel).mkdir(parents=True, exist_ok=True)
+        if kind == "audio":
+            files = [f"{rel}/0-zero.wav", f"{rel}/1-one.wav"]
+            for f in files:
+                engine.audio.write_wav(folder / f, np.zeros(800, np.float32) + step / 100, 8000)
+            records.append({"step": step, "val_loss": loss, "files": files, "labels": ["zero", "one"],
+                            "text": None, "shortened": False, "skipped": None})
+        else:
+            (folder / rel / "sample.txt").write_text(f"text at {step}")
+            records.append({"step": step, "val_loss": loss, "files": [f"{rel}/sample.txt"], "labels": [None],
+                            "text": f"text at {step}", "shortened": False, "skipped": None})
+    records.append({"step": 30, "val_loss": 2.4, "files": [], "labels": [], "text": None, "skipped": "budget"})
+    (folder / "samples" / "index.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+
+
+def test_the_train_tab_plays_the_latest_sample_and_steps_back(tiny_models):
+    from engine.paths import runs_dir
+    app = App(Limits())
+    app.build()
+    folder = make_job(runs_dir(), "20261201-120000-voice", 1.0)
+    write_samples(folder, "audio")
+    out = app.on_train_tick("20261201-120000-voice", None, None)
+    pick, caption, text, audio, files = out[9:14]
+    assert [v for _, v in pick["choices"]] == ["latest", "20", "10"] and pick["value"] == "latest"
+    assert "step 20 · held-out 2.500 nats" in pick["choices"][1][0] and "class zero" in caption
+    assert audio["visible"] and audio["value"].endswith("0-zero.wav") and not text["visible"]
+    assert files["visible"] and len(files["value"]) == 2
+    import soundfile as sf
+    assert abs(sf.read(audio["value"])[0][0] - 0.2) < 0.01  # step 20's file
+    # the next tick leaves the player alone (a new value would restart it)
+    again = app.on_train_tick("20261201-120000-voice", None, out[8])
+    assert again[12] == gr.skip() and again[9] == gr.skip()
+    # step back to step 10
+    back = app.on_train_tick("20261201-120000-voice", None, out[8], "10")
+    assert abs(sf.read(back[12]["value"])[0][0] - 0.1) < 0.01 and "step 10" in back[10]
+
+
+def test_the_train_tab_shows_text_samples(tiny_models):
+    from engine.paths import runs_dir
+    app = App(Limits())
+    app.build()
+    folder = make_job(runs_dir(), "20261201-130000-names", 1.0)
+    out = app.on_train_tick("20261201-130000-names", None, None)
+    assert "No samples yet" in out[10] and out[11]["value"] == ""
+    write_samples(folder, "text")
+    out = app.on_train_tick("20261201-130000-names", None, out[8])
+    assert out[11]["value"] == "text at 20" and out[11]["visible"] and not out[12]["visible"]

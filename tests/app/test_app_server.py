@@ -185,7 +185,7 @@ def test_training_job_from_the_ui_makes_progress_and_its_model_appears(served, t
     while time.time() < deadline:
         tick = client.predict(job_id, models["text"], api_name="/train_tick")
         table, status = tick[0], tick[2]
-        states.append(next(row[3] for row in table["data"] if row[0] == job_id))
+        states.append(next(row[0] for row in table["data"] if row[-1] == job_id))
         if isinstance(tick[7], dict) and "choices" in tick[7]:
             picker = tick[7]
         if states[-1] in ("finished", "failed", "cancelled"):

@@ -78,7 +78,8 @@ def test_on_speed_yields_plot_frames(ui):
 
 def test_train_tick_without_jobs_and_bad_start(ui):
     app, models = ui
-    table, job, status, progress, curve, val_curve, log, picker, seen = app.on_train_tick(None, models["text"], None)
+    table, job, status, progress, curve, val_curve, log, picker, seen, *samples = \
+        app.on_train_tick(None, models["text"], None)
     assert table == [] and job["value"] is None and "No job selected" in status and "0%" in progress
     assert curve is None and val_curve is None  # nothing to draw yet (an empty frame would break the plot)
     assert picker["value"] == models["text"]
