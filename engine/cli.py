@@ -16,7 +16,7 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
-from . import audio, text
+from . import audio, resynthesis, text
 from .beam import beam_search
 from .checkpoint import load_model, read_meta
 from .devices import parse_device
@@ -40,6 +40,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     prompt.add_argument("--prompt-audio", help="audio file to continue (any rate/format libsndfile reads)")
     prompt.add_argument("--prompt-text", help="seed text to continue")
     prompt.add_argument("--source", help="text for a sequence-to-sequence model to rewrite (e.g. a date in words)")
+    prompt.add_argument("--resynth", metavar="CLIP",
+                        help="copy-synthesis: a vocoder re-speaks this clip from the clip's own log-mel frames")
     length = p.add_mutually_exclusive_group()
     length.add_argument("--seconds", type=float, help="audio length to generate")
     length.add_argument("--tokens", type=int, help="number of new tokens (samples or bytes); the most for seq2seq")
@@ -171,6 +173,9 @@ def run(args: argparse.Namespace) -> None:
     spec = model.tokens
     if args.out and spec.kind == "audio" and Path(args.out).suffix.lower() != ".wav":
         raise UserError(f"--out for an audio model must end in .wav, got {args.out}")
+    if args.resynth is not None or model.frame_features is not None:
+        _resynth(args, model, sampling)
+        return
     n = _new_tokens(args, model)
     prompt = _prompt(args, model)
     cond = _cond(args, model)
@@ -200,6 +205,31 @@ def run(args: argparse.Namespace) -> None:
         print(decoder.flush())
     else:
         _write_text(args, ids)
+
+
+def _resynth(args, model, sampling: SamplingConfig) -> None:
+    """Copy-synthesis: the vocoder renders the clip from its frames, as long as the clip."""
+    name = Path(args.model).name
+    if args.resynth is None:
+        raise UserError(f"{name} is a vocoder (it plays frames): give it a clip to re-speak with --resynth CLIP")
+    if args.seconds is not None or args.tokens is not None or args.cond is not None:
+        raise UserError("--resynth renders the whole clip from its frames: leave out --seconds, --tokens and --cond")
+    spec = model.tokens
+    with _user_file(f"--resynth {args.resynth}"):
+        wave, _ = audio.read_audio(args.resynth, spec.sample_rate)
+    wave = torch.from_numpy(wave)
+    resynthesis.clip_frames(model, wave)  # refuse a clip or model that does not fit before any work
+    chunks = []
+    with tqdm(total=len(wave), unit="sample", disable=None, file=sys.stderr) as bar:
+        for chunk in resynthesis.resynthesize(model, wave, sampling.temperature, sampling.top_k, sampling.top_p,
+                                              seed=args.seed):
+            chunks.append(chunk[0])
+            bar.update(chunk.shape[1])
+    out = args.out or "resynthesized.wav"
+    with _user_file(f"--out {out}"):
+        audio.write_wav(out, audio.dequantize(torch.cat(chunks), spec.vocab_size, spec.quantization),
+                        spec.sample_rate)
+    print(f"wrote {len(wave) / spec.sample_rate:.2f} s re-spoken from {args.resynth} to {out}", file=sys.stderr)
 
 
 def _write_text(args, ids: torch.Tensor) -> None:
