@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import engine
+from engine.paths import playground_home
 from trainers import runfiles
 
 from .errors import UserError
@@ -42,9 +43,18 @@ def label(info: engine.ModelInfo) -> str:
     return f"{name} ({', '.join(parts)}; {owner})"
 
 
+def value_of(info: engine.ModelInfo) -> str:
+    """The picker's value for a model: its name, no server path (the API page lists these): a shipped model's
+    folder name, or the folder relative to PLAYGROUND_HOME for the user's own ("models/mine", "runs/ID/best")."""
+    try:
+        return Path(info.path).resolve().relative_to(playground_home().resolve()).as_posix()
+    except ValueError:
+        return info.name
+
+
 def choices() -> list[tuple[str, str]]:
-    """(label, value) pairs for gr.Dropdown; the value is the checkpoint folder."""
-    return [(label(i), str(i.path)) for i in list_infos()]
+    """(label, value) pairs for gr.Dropdown; the value is the model's name (value_of)."""
+    return [(label(i), value_of(i)) for i in list_infos()]
 
 
 DEFAULT_MODEL = "wavenet-digits"  # the demo a new user should hear first: it streams faster than real time
@@ -54,9 +64,9 @@ def default_choice(values: list[tuple[str, str]]) -> str | None:
     """PLAYGROUND_DEFAULT_MODEL (a folder name; the WaveNet digits demo unless set) if it is listed, else the
     first in the list (see list_infos for the order), so a new user hears something with one click."""
     want = os.environ.get("PLAYGROUND_DEFAULT_MODEL", DEFAULT_MODEL)
-    for _, path in values:
-        if Path(path).name == want:
-            return path
+    for _, value in values:
+        if value == want or Path(value).name == want:
+            return value
     return values[0][1] if values else None
 
 
@@ -67,8 +77,12 @@ def resolve(path: str | None) -> engine.ModelInfo:
                         f"{type(path).__name__}.")
     if not path:
         raise UserError("Pick a model first (the list is empty? train one in the Train tab).")
-    want = Path(path).resolve()
-    for info in list_infos():
+    infos = list_infos()
+    for info in infos:  # a picker value (value_of)
+        if value_of(info) == str(path):
+            return info
+    want = Path(path).resolve()  # or the folder itself, as older clients send it
+    for info in infos:
         if Path(info.path).resolve() == want:
             return info
     raise UserError("That model is not in the model list any more; press the refresh button next to the picker.")

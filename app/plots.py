@@ -38,3 +38,30 @@ def audio_figure(waves: list[np.ndarray], sample_rate: int, path: str | os.PathL
     axes[0][1].set_title("spectrogram" + (f": {title}" if title else ""))
     fig.savefig(path, format="png")
     return str(path)
+
+
+SPEED_COLORS = {"naive": "#d62728", "cached": "#1f77b4", "cached fast": "#2ca02c"}
+
+
+def speed_figure(rows, methods=("naive", "cached", "cached fast")) -> Figure:
+    """The Speed tab's plot: ms per sample against layers per block, one line per method, on a log axis (the
+    methods differ by orders of magnitude: on a linear axis the compiled line sits flat on zero) with whole-layer
+    ticks.  `rows` are speed.SpeedRow-like objects (layers, method, ms_per_sample)."""
+    from matplotlib.ticker import MaxNLocator
+
+    fig = Figure(figsize=(9, 3.8), dpi=90, layout="constrained")
+    ax = fig.subplots()
+    for method in methods:
+        points = sorted((r.layers, r.ms_per_sample) for r in rows if r.method == method and r.ms_per_sample > 0)
+        if points:
+            xs, ys = zip(*points)
+            ax.plot(xs, ys, marker="o", label=method, color=SPEED_COLORS.get(method))
+    ax.set_yscale("log")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_xlabel("layers per block (2 blocks)")
+    ax.set_ylabel("ms per sample (log scale)")
+    ax.set_title("Time per sample vs layers per block")
+    ax.grid(True, which="both", alpha=0.3)
+    if ax.lines:
+        ax.legend(title="method")
+    return fig

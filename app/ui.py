@@ -12,7 +12,7 @@ import pandas as pd
 
 from trainers.jobs import JobManager
 
-from . import catalog, generate, speed, stream_start, train
+from . import catalog, generate, plots, speed, stream_start, train
 from .errors import UserError
 from .limits import Limits
 from .stop import StopSwitch
@@ -24,9 +24,6 @@ Train your own model in the **Train** tab; see why cached generation is fast in 
 
 
 TRAIN_PLOT = {"step": "int64", "loss": "float64"}
-SPEED_PLOT = {"layers": "int64", "ms per sample": "float64", "method": "str"}
-# every colour named up front: the browser fixes a plot's colour legend from the first data it gets
-SPEED_COLORS = {"naive": "#d62728", "cached": "#1f77b4", "cached fast": "#2ca02c"}
 
 
 def _frame(rows: list[dict], spec: dict[str, str]) -> pd.DataFrame | None:
@@ -66,6 +63,22 @@ def queued_requests(demo: gr.Blocks | None, key: str) -> int:
                and id(e) not in running)
 
 
+def _kept(current, values: list[tuple[str, str]]) -> str | None:
+    """The picker's value after a refresh: the current pick if it is still listed (given by name, or by folder
+    as older clients do), else the default."""
+    names = [v for _, v in values]
+    if current in names:
+        return current
+    if isinstance(current, str) and current:
+        try:
+            value = catalog.value_of(catalog.resolve(current))
+        except UserError:
+            value = None
+        if value in names:
+            return value
+    return catalog.default_choice(values)
+
+
 def seed_note(seed: int | None) -> str:
     """The line under the Seed box: which seed the last run used, so it can be typed in to repeat that run."""
     if seed is None:
@@ -92,9 +105,7 @@ class App:
     # ---- Generate tab ----------------------------------------------------------------------------------------
     def picker(self, current: str | None = None):
         values = catalog.choices()
-        paths = [v for _, v in values]
-        value = current if current in paths else catalog.default_choice(values)
-        return gr.update(choices=values, value=value)
+        return gr.update(choices=values, value=_kept(current, values))
 
     def on_load(self, current: str | None):
         """Page open: a fresh model list (models trained since start-up appear) and the form for the pick."""
@@ -198,8 +209,7 @@ class App:
         changed = force or seen.get("ids") != ids or seen.get("choices") != choices
         picker = gr.skip()
         if changed:
-            paths = [v for _, v in choices]
-            picker = gr.update(choices=choices, value=picked if picked in paths else catalog.default_choice(choices))
+            picker = gr.update(choices=choices, value=_kept(picked, choices))
         new_sample = force or seen.get("sample") != samples.key
         sample_outputs = (
             gr.update(choices=samples.choices or [("latest", train.LATEST)], value=samples.pick)
@@ -236,11 +246,9 @@ class App:
         try:
             per_layer = len(speed.available_methods())
             for rows, status in speed.run(l_min, l_max, samples, self.limits, stop=event):
-                # the plot gets whole layers only: the browser fixes its colour legend from the first data
-                complete = rows[: len(rows) - len(rows) % per_layer]
-                frame = _frame([{"layers": r.layers, "ms per sample": r.ms_per_sample, "method": r.method}
-                                for r in complete], SPEED_PLOT)
-                yield frame if complete else gr.skip(), speed.table(rows), status
+                complete = rows[: len(rows) - len(rows) % per_layer]  # whole layers only: no half-drawn point
+                figure = plots.speed_figure(complete) if complete else None
+                yield figure if complete else gr.skip(), speed.table(rows), status
         except UserError as e:
             raise gr.Error(html.escape(str(e)), print_exception=False) from None
         finally:
@@ -314,7 +322,8 @@ class App:
                                 elem_id="full-audio", interactive=False)
                 files = gr.File(label="All variations (wav)", file_count="multiple", elem_id="wav-files",
                                 interactive=False)
-                image = gr.Image(type="filepath", label="Waveform and spectrogram", elem_id="plot",
+                # no label over the image: it covered the figure's own titles (waveform, spectrogram: model)
+                image = gr.Image(type="filepath", label="Waveform and spectrogram", show_label=False, elem_id="plot",
                                  interactive=False)
         form_outputs = [info, seed_text, prompt_audio, cond, seconds, tokens, live, text_out, full, files, image,
                         beam, averaging]
@@ -424,10 +433,10 @@ class App:
             run = gr.Button("Run", variant="primary", elem_id="speed-run")
             stop = gr.Button("Stop", variant="stop")
         status = gr.Markdown(elem_id="speed-status")
-        plot = gr.LinePlot(None, x="layers", color_map=SPEED_COLORS,
-                           y="ms per sample", color="method", title="Time per sample vs layers per block",
-                           x_title="layers per block (2 blocks)", y_title="ms per sample", height=360,
-                           elem_id="speed-plot")
+        # a matplotlib figure, not gr.LinePlot: that has no log axis, and its ticks fall between layers
+        plot = gr.Plot(label="Time per sample vs layers per block (log scale)", elem_id="speed-plot",
+                       format="png")
+        self.speed_plot = plot
         table = gr.Dataframe(headers=speed.TABLE_HEADERS, interactive=False, elem_id="speed-table")
         run.click(self.on_speed, [lo, hi, n], [plot, table, status], api_name="speed",
                   concurrency_limit=1, concurrency_id="cpu")

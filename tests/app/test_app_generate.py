@@ -37,9 +37,12 @@ def text_req(models, **kw):
 # ---- picker and form -----------------------------------------------------------------------------------------
 def test_choices_label_family_loss_and_owner(tiny_models):
     labels = dict((v, k) for k, v in catalog.choices())
-    a = labels[tiny_models["audio"]]
+    a = labels["models/tiny-digits"]  # values are names (the API page lists them), not server paths
     assert "wavenet" in a and "audio" in a and "5.432" in a and "yours" in a
-    assert "bytenet" in labels[tiny_models["text"]]
+    assert "bytenet" in labels["models/tiny-text"]
+    assert not any(v.startswith("/") for v in labels)
+    assert str(catalog.resolve("models/tiny-digits").path) == tiny_models["audio"]
+    assert str(catalog.resolve(tiny_models["audio"]).path) == tiny_models["audio"]  # a folder still resolves
 
 
 def test_form_for_audio_text_and_nothing(tiny_models):
@@ -236,7 +239,7 @@ def test_warm_up_and_chunk_policy_env(tiny_models, monkeypatch):
 def test_default_pick_prefers_the_named_demo(tiny_models, monkeypatch):
     values = catalog.choices()
     monkeypatch.setenv("PLAYGROUND_DEFAULT_MODEL", "tiny-text")
-    assert catalog.default_choice(values) == tiny_models["text"]
+    assert catalog.default_choice(values) == "models/tiny-text"
     monkeypatch.setenv("PLAYGROUND_DEFAULT_MODEL", "not-there")
     assert catalog.default_choice(values) == values[0][1]
     assert catalog.default_choice([]) is None

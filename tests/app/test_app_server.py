@@ -168,7 +168,8 @@ def test_model_form_and_a_model_saved_later(served):
     import engine
     later = engine.save_model(engine.load_model(models["text"]), home / "models" / "later-model", data="later")
     picker = client.predict(str(later), api_name="/refresh_models")
-    assert picker["value"] == str(later) and [str(later)] in [c[1:] for c in picker["choices"]]
+    assert picker["value"] == "models/later-model" and ["models/later-model"] in [c[1:] for c in picker["choices"]]
+    assert not any(c[1].startswith("/") for c in picker["choices"])  # the API shows names, not server paths
     out = client.predict(*gen_args(str(later), seed_text="new", tokens=5), api_name="/generate")
     assert out[1].startswith("new")
 
@@ -195,7 +196,7 @@ def test_training_job_from_the_ui_makes_progress_and_its_model_appears(served, t
     assert "best held-out loss" in status
     for curve in tick[4:6]:  # training and held-out loss curves both have points
         assert curve and curve["data"], tick[4:6]
-    best = str(home / "runs" / job_id / "best")
+    best = f"runs/{job_id}/best"
     assert picker is not None and best in [c[1] for c in picker["choices"]]
     # and the new model generates
     text = client.predict(*gen_args(best, seed_text="the ", tokens=20), api_name="/generate")[1]

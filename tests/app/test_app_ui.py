@@ -45,7 +45,8 @@ def test_on_load_and_picker(ui):
     app, models = ui
     picker, *form = app.on_load(None)
     assert picker["value"] in [c[1] for c in picker["choices"]] and len(form) == 13  # shipped models may lead
-    assert app.picker(models["text"])["value"] == models["text"]  # a valid pick is kept
+    assert app.picker(models["text"])["value"] == "models/tiny-text"  # a valid pick is kept (by name)
+    assert app.picker("models/tiny-text")["value"] == "models/tiny-text"
     assert app.picker("/gone")["value"] != "/gone"
 
 
@@ -69,9 +70,13 @@ def test_on_generate_bad_input_is_a_gradio_error(ui):
 
 def test_on_speed_yields_plot_frames(ui):
     app, _ = ui
-    outs = list(app.on_speed(1, 1, 3))
-    frame, table, status = outs[-1]
-    assert list(frame.columns) == ["layers", "ms per sample", "method"] and len(frame) >= 2
+    outs = list(app.on_speed(1, 2, 3))
+    figure, table, status = outs[-1]
+    ax = figure.axes[0]
+    assert ax.get_yscale() == "log"  # the compiled line is orders of magnitude below naive: not flat on zero
+    assert [t for t in ax.get_xticks() if 1 <= t <= 2] == [1.0, 2.0]  # whole layers only
+    assert {line.get_label() for line in ax.lines} >= {"naive", "cached"}
+    assert app.speed_plot.postprocess(figure) is not None  # Gradio can send it
     assert table[0][0] == 1 and "naive ÷ cached" in status
     app.on_stop()  # nothing running: a no-op
 
@@ -82,8 +87,8 @@ def test_train_tick_without_jobs_and_bad_start(ui):
         app.on_train_tick(None, models["text"], None)
     assert table == [] and job["value"] is None and "No job selected" in status and "0%" in progress
     assert curve is None and val_curve is None  # nothing to draw yet (an empty frame would break the plot)
-    assert picker["value"] == models["text"]
-    assert {models["audio"], models["text"]} <= {c[1] for c in picker["choices"]}
+    assert picker["value"] == "models/tiny-text"
+    assert {"models/tiny-digits", "models/tiny-text"} <= {c[1] for c in picker["choices"]}
     again = app.on_train_tick(None, models["text"], seen)
     assert again[7] == gr.skip()  # nothing changed: the picker is left alone (no flicker while choosing)
     with pytest.raises(gr.Error, match="Upload some data first"):
