@@ -219,7 +219,9 @@ def prepare(req: GenerateRequest, cache: catalog.ModelCache, limits: Limits, war
         max_new = int(length)
         source, _ = text_prompt(req.seed_text, tokens, limits, warn)
         if not source.strip():
-            raise UserError(f"{info.name} rewrites a source text: type one in the text box (e.g. a date in words).")
+            raise UserError(f"{info.name} rewrites a source text: type one in the text box (the dates model reads "
+                            "a date with the day and year in digits and the month as a word, e.g. 5 March 2021 or "
+                            "vendredi 5 mars 2021).")
         prompt, cond = None, source
     else:
         max_new = int(length)

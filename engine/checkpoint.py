@@ -80,7 +80,9 @@ def read_meta(path: str | os.PathLike) -> dict:
         raise CheckpointError(f"{path} is a file; a checkpoint is a folder with {CONFIG_FILE} and {WEIGHTS_FILE}")
     cfg_file = path / CONFIG_FILE
     if not cfg_file.is_file():
-        raise CheckpointError(f"{path} is not a checkpoint: {CONFIG_FILE} is missing")
+        inside = [sub for sub in ("best", "last") if (path / sub / CONFIG_FILE).is_file()]  # a training run
+        hint = f"; did you mean {path / inside[0]}?" if inside else ""
+        raise CheckpointError(f"{path} is not a checkpoint: {CONFIG_FILE} is missing{hint}")
     try:
         meta = json.loads(cfg_file.read_text(encoding="utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as e:

@@ -387,3 +387,29 @@ def test_the_train_tab_shows_text_samples(tiny_models):
     write_samples(folder, "text")
     out = app.on_train_tick("20261201-130000-names", None, out[8])
     assert out[11]["value"] == "text at 20" and out[11]["visible"] and not out[12]["visible"]
+
+
+# ---- friction: messages -------------------------------------------------------------------------------------
+def test_a_run_folder_given_as_a_model_suggests_its_best_checkpoint(tmp_path):
+    import engine
+    from engine.checkpoint import CheckpointError
+    model = engine.build_model("rnn", hidden_size=8)
+    engine.save_model(model, tmp_path / "run" / "best", data="x")
+    with pytest.raises(CheckpointError, match=r"config.json is missing; did you mean .*run/best\?"):
+        engine.load_model(tmp_path / "run")
+    with pytest.raises(CheckpointError, match=r"config.json is missing$"):
+        engine.load_model(tmp_path)
+
+
+def test_the_dates_model_says_what_kind_of_date_it_reads(ui):
+    from app import generate
+    from app.errors import UserError
+    app, _ = ui
+    import engine
+    from engine.paths import user_models_dir
+    s2s = engine.build_model("seq2seq", encoder="bytenet", decoder="rnn", attention="additive", d=8, enc_sets=1,
+                             cell="gru", hidden_size=8)
+    path = str(engine.save_model(s2s, user_models_dir() / "tiny-dates", data="untrained (test)"))
+    with pytest.raises(UserError) as e:
+        list(generate.run(generate.GenerateRequest(path, "  ", tokens=5), app.cache, app.limits))
+    assert "in words" not in str(e.value) and "month as a word" in str(e.value)
