@@ -43,9 +43,12 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--data", help="text file, names list, .tsv pairs, or audio folder")
     t.add_argument("--out", required=True, help="run folder (checkpoints, status.json, metrics.jsonl)")
     t.add_argument("--preset", default=None, help="small | base | a named recipe (python -m trainers presets)")
-    t.add_argument("--minutes", type=float, help="training time budget (total, resumes included)")
-    t.add_argument("--max-steps", type=int)
-    t.add_argument("--resume", action="store_true", help="continue from RUN_DIR/last/")
+    t.add_argument("--minutes", type=float,
+                   help="training time budget: a total, resumes included (with --resume, a larger total extends it)")
+    t.add_argument("--max-steps", type=int,
+                   help="steps to train: a total, resumes included (with --resume, a larger total extends it)")
+    t.add_argument("--resume", action="store_true",
+                   help="continue from RUN_DIR/last/ (one trainer per folder: a folder being trained is refused)")
     t.add_argument("--batch-size", type=int)
     t.add_argument("--seq-len", type=int)
     t.add_argument("--lr", type=float)
@@ -162,8 +165,8 @@ def cmd_train(a: argparse.Namespace) -> int:
     try:
         cfg = config_from_args(a)
         summary = train(cfg, resume=a.resume, progress=not a.no_progress)
-    except USER_ERRORS as e:
-        return _fail(one_line(e), a.out)
+    except USER_ERRORS as e:  # a refusal that leaves the run as it was (another owner, nothing left) marks nothing
+        return _fail(one_line(e), a.out if getattr(e, "mark_failed", True) else None)
     except Exception as e:  # a bug: the run is marked failed, and the traceback follows
         _mark_failed(f"{type(e).__name__}: {one_line(e)}", a.out)
         raise

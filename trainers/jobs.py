@@ -1,7 +1,7 @@
 """Background training jobs: each run is its own OS process and its own folder, so jobs survive the app.
 
     from trainers.jobs import JobManager
-    jobs = JobManager()                       # root = engine.paths.runs_dir(); JobManager(root, max_concurrent=1)
+    jobs = JobManager()                       # root = engine.paths.runs_dir(); max_concurrent = $PLAYGROUND_MAX_JOBS or 1
     job_id = jobs.start("wavenet", "clips/", preset="small", minutes=10, max_steps=None, name="my voice",
                         overrides={"labels": "prefix"})   # -> "20261123-101500-my-voice"; queued or running
     jobs.list()            # [Job, ...] newest first, rebuilt from the run folders every call
@@ -9,15 +9,17 @@
     jobs.metrics(job_id)   # [{"step", "split": "train"|"val", "loss", "bits", ...}, ...] from metrics.jsonl
     jobs.log(job_id)       # the tail of train.log
     jobs.cancel(job_id)    # SIGTERM to the process and its children (psutil), SIGKILL after a grace period
-    jobs.resume(job_id, minutes=5)   # a failed/cancelled/finished job continues from its last/ checkpoint
+    jobs.resume(job_id, minutes=20)  # a failed/cancelled/finished job continues from its last/ checkpoint
+                                     # (minutes and max_steps are totals, resumes included: 20 = a 20-minute run)
 
 A job folder (ROOT/<job id>/) holds job.json (what to run), plus everything trainers.runfiles lists:
 status.json, metrics.jsonl, train.log, best/ (the model, `engine.load_model` reads it) and last/.
 The job table is nothing but these folders, so a restarted app sees every job again.  A job whose process died
 without saying so (killed, out of memory, machine restart) is shown as failed with the reason, and can be resumed.
-At most `max_concurrent` jobs run at once; the others wait as "queued" and are started by the next call to
+At most `max_concurrent` jobs run at once (default: the PLAYGROUND_MAX_JOBS setting, else 1); the others wait as "queued" and are started by the next call to
 `list`, `get`, `start`, `cancel` or `resume` after a slot frees up (the app polls `list` to refresh its table).
-Scheduling is guarded by a file lock, so two managers on one root do not start the same job twice.
+Scheduling is guarded by a file lock, so two managers on one root do not start the same job twice, and each run
+folder has one owner at a time (trainers.runlock): a job whose folder another trainer holds is not resumed.
 """
 from __future__ import annotations
 
@@ -38,12 +40,27 @@ import psutil
 from engine.errors import UserError
 from engine.paths import REPO_ROOT, runs_dir
 
-from . import runfiles
-from .state import find_last
+from . import runfiles, runlock
+from .state import STATE_FILE, find_last
 
 JOB_FILE = "job.json"
 TERMINAL = ("finished", "failed", "cancelled")
 JOB_NICENESS = 10  # background training runs below the app (see _lower_priority)
+MAX_JOBS_ENV = "PLAYGROUND_MAX_JOBS"  # the app's setting (app/limits.py) for jobs running at once
+
+
+def max_jobs_setting(env: dict | None = None) -> int:
+    """PLAYGROUND_MAX_JOBS as a whole number of job slots (1 when unset)."""
+    raw = (os.environ if env is None else env).get(MAX_JOBS_ENV)
+    if raw is None or str(raw).strip() == "":
+        return 1
+    try:
+        number = float(raw)
+    except ValueError:
+        number = float("nan")
+    if not number >= 1:
+        raise UserError(f"{MAX_JOBS_ENV} must be a positive number, got {raw!r}")
+    return int(number)
 
 
 class JobError(UserError):
@@ -66,6 +83,8 @@ class Job:
     created: float = 0.0
     pid: int | None = None
     spec: dict = field(default_factory=dict)
+    elapsed_s: float | None = None  # training seconds so far, resumes included
+    minutes: float | None = None  # the time budget: a total, resumes included (None: max steps only)
 
     @property
     def best(self) -> Path | None:
@@ -83,11 +102,11 @@ def _slug(text: str) -> str:
 
 
 class JobManager:
-    def __init__(self, root: str | os.PathLike | None = None, max_concurrent: int = 1,
+    def __init__(self, root: str | os.PathLike | None = None, max_concurrent: int | None = None,
                  python: str = sys.executable):
         self.root = Path(root) if root is not None else runs_dir()
         self.root.mkdir(parents=True, exist_ok=True)
-        self.max_concurrent = max(1, int(max_concurrent))
+        self.max_concurrent = max(1, int(max_jobs_setting() if max_concurrent is None else max_concurrent))
         self.python = python
         self._procs: dict[str, subprocess.Popen] = {}  # children started by this manager (reaped on refresh)
 
@@ -149,13 +168,22 @@ class JobManager:
     def resume(self, job_id: str, minutes: float | None = None, max_steps: int | None = None) -> Job:
         """Queue a stopped job to continue from its last/ checkpoint (new budgets optional)."""
         folder = self._folder(job_id)
-        job = self._job(folder)
-        if job.state not in TERMINAL:
-            raise JobError(f"job {job_id} is {job.state}; only a finished, failed or cancelled job can be resumed")
-        if find_last(folder / runfiles.LAST) is None or not (folder / runfiles.RUN_FILE).is_file():
+        job = self.get(job_id)
+        if job.state in ("running", "queued"):
+            raise JobError(f"job {job_id} is already {job.state}")
+        pid = runlock.owner(folder)
+        if pid is not None:
+            raise JobError(f"job {job_id} is already running" + (f" (training process pid {pid})" if pid else ""))
+        last = find_last(folder / runfiles.LAST)
+        if last is None or not (folder / runfiles.RUN_FILE).is_file():
             raise JobError(f"job {job_id} has no checkpoint to resume from (it stopped before its first save)")
         with self._lock():
             spec = runfiles.read_json(folder / JOB_FILE, {})
+            run = runfiles.read_json(folder / runfiles.RUN_FILE, {}) or {}
+            total_steps = max_steps if max_steps is not None else spec.get("max_steps") or run.get("max_steps")
+            total_minutes = minutes if minutes is not None else (spec.get("minutes") if spec.get("minutes")
+                                                                 is not None else run.get("minutes"))
+            _check_budget_left(job_id, runfiles.read_json(last / STATE_FILE, {}) or {}, total_steps, total_minutes)
             spec.update(resume=True, resumed=time.time())
             if minutes is not None:
                 spec["minutes"] = minutes
@@ -201,7 +229,8 @@ class JobManager:
         return Job(id=folder.name, dir=folder, name=spec.get("name", folder.name), family=spec.get("family", "?"),
                    state=s.get("state", "failed"), step=s.get("step", 0) or 0, total=s.get("total"),
                    eta_s=s.get("eta_s"), error=s.get("error"), val_loss=s.get("val_loss"),
-                   val_bits=s.get("val_bits"), created=spec.get("created", 0.0), pid=s.get("pid"), spec=spec)
+                   val_bits=s.get("val_bits"), created=spec.get("created", 0.0), pid=s.get("pid"), spec=spec,
+                   elapsed_s=s.get("elapsed_s"), minutes=s.get("minutes", spec.get("minutes")))
 
     def _process(self, status: dict) -> psutil.Process | None:
         """The job's live process, or None; a recycled pid (other start time) does not count."""
@@ -256,7 +285,8 @@ class JobManager:
             running = sum(s == "running" for s in states.values())
             queued = sorted((f for f, s in states.items() if s == "queued"),
                             key=lambda f: (runfiles.read_json(f / JOB_FILE, {}) or {}).get("created", 0))
-            for folder in queued[: max(0, self.max_concurrent - running)]:
+            free = [f for f in queued if runlock.owner(f) is None]  # another trainer holds it: it waits
+            for folder in free[: max(0, self.max_concurrent - running)]:
                 self._spawn(folder)
 
     def _spawn(self, folder: Path) -> None:
@@ -288,6 +318,17 @@ class JobManager:
             created = None
         runfiles.update_status(folder, state="running", pid=popen.pid, pid_created=created, error=None,
                                started=time.time())
+
+
+def _check_budget_left(job_id: str, state: dict, max_steps, minutes) -> None:
+    """Max steps and minutes are totals, resumes included: a resume must leave something to do."""
+    step, elapsed = state.get("step", 0) or 0, state.get("elapsed_s", 0.0) or 0.0
+    if max_steps is not None and step >= int(max_steps):
+        raise JobError(f"job {job_id} already reached max steps {int(max_steps)} (a total, resumes included); "
+                       f"give a larger max steps to continue")
+    if minutes and elapsed >= float(minutes) * 60:
+        raise JobError(f"job {job_id} already trained its {float(minutes):g} minutes ({elapsed / 60:.1f} min; "
+                       f"minutes are a total, resumes included); give more minutes to continue")
 
 
 def _lower_priority(pid: int) -> None:

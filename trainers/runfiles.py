@@ -2,7 +2,9 @@
 
 RUN_DIR/
   run.json        the TrainConfig (so --resume and jobs rebuild the same run)
-  status.json     {"state": queued|running|finished|failed|cancelled, "step", "total", "eta_s", "error", "pid", ...}
+  status.json     {"state": queued|running|finished|failed|cancelled, "step", "total" (max steps), "minutes",
+                  "elapsed_s" (training seconds), "eta_s", "error", "pid", ...}; total, minutes and elapsed_s
+                  count the whole run, resumes included
   metrics.jsonl   one {"step", "split": "train"|"val", "loss" (nats/token), "bits", "lr", "time"} per line
   train.log       the process's stdout and stderr (background jobs)
   best/           engine checkpoint with the lowest held-out loss (engine.load_model reads it)

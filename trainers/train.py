@@ -44,6 +44,7 @@ from .data.kinds import check_fits
 from .distill import DistillError, check_distillable, distillation_loss, load_teachers
 from .evaluate import evaluate
 from .losses import detach_state, next_token_loss
+from .runlock import RunLock, RunLocked
 from .samples import Sampler
 
 log = logging.getLogger("trainers.train")
@@ -51,6 +52,22 @@ log = logging.getLogger("trainers.train")
 
 class TrainError(UserError):
     """A run that cannot start (bad config, nothing to resume); one line for the user."""
+
+
+class NothingToDo(TrainError):
+    """A resume whose budget (max steps or minutes, totals) is already spent; the run is left as it is."""
+
+    mark_failed = False
+
+
+def _check_budget_left(cfg: TrainConfig, step: int, elapsed: float) -> None:
+    """max_steps and minutes are totals, resumes included: a resume must raise whichever ran out."""
+    if step >= cfg.max_steps:
+        raise NothingToDo(f"the run already reached max steps {cfg.max_steps} (it is at step {step}); pass "
+                          f"--max-steps N (a larger total) to continue")
+    if cfg.minutes and elapsed >= cfg.minutes * 60:
+        raise NothingToDo(f"the run already used its {cfg.minutes:g} minutes of training ({elapsed / 60:.1f} min "
+                          f"trained); pass --minutes M (a larger total) to continue")
 
 
 class _LossModule(nn.Module):
@@ -146,9 +163,13 @@ def load_run_config(out: str | Path) -> TrainConfig:
 
 def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> dict:
     """Run (or resume) training as `cfg` says; returns a summary dict (steps, val_loss, val_bits, best path)."""
+    if not cfg.out:
+        raise TrainError("no output folder given (--out)")
     d = distributed.setup(cfg.device)
     try:
-        return _train(cfg, resume, progress, d)
+        # one owner per run folder (rank 0 holds it), taken before anything is written (trainers.runlock)
+        with RunLock(cfg.out) if d.main else nullcontext():
+            return _train(cfg, resume, progress, d)
     finally:
         distributed.teardown(d)
 
@@ -257,6 +278,7 @@ class _Run:
                 gen.manual_seed(cfg.seed + d.rank + 7919 * tstate["step"])
             step, elapsed = tstate["step"], tstate["elapsed_s"]
             best = math.inf if tstate.get("best_val") is None else tstate["best_val"]
+            _check_budget_left(cfg, step, elapsed)
         if d.main:
             out.mkdir(parents=True, exist_ok=True)
             runfiles.write_json(out / runfiles.RUN_FILE, cfg.to_dict())
@@ -286,7 +308,9 @@ class _Run:
 
     def status(self, **fields: Any) -> None:
         if self.d.main:
-            runfiles.update_status(self.out, total=self.cfg.max_steps, family=self.cfg.family, **fields)
+            # total and minutes are the run's whole budget, resumes included
+            runfiles.update_status(self.out, total=self.cfg.max_steps, minutes=self.cfg.minutes,
+                                   family=self.cfg.family, **fields)
 
     def set_lr(self) -> float:
         cfg = self.cfg
@@ -436,4 +460,4 @@ def _pid() -> int:
     return os.getpid()
 
 
-__all__ = ["train", "build", "TrainConfig", "TrainError", "DataError", "load_run_config"]
+__all__ = ["train", "build", "TrainConfig", "TrainError", "NothingToDo", "RunLocked", "DataError", "load_run_config"]
