@@ -11,10 +11,18 @@ codebook); encoding and decoding are plain torch and need no scikit-learn.
 """
 from __future__ import annotations
 
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
 import numpy as np
 import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
 
 from .errors import UserError
+from .features import LogMelConfig
 
 
 class CodebookError(UserError):
@@ -80,3 +88,61 @@ class FrameCodebook:
             return cls(tensors[prefix + "centroids"], tensors[prefix + "mean"], tensors[prefix + "std"])
         except KeyError as e:
             raise CodebookError(f"the checkpoint has no codebook tensor {e.args[0]!r}") from None
+
+
+CODEBOOK_FILE, CODEBOOK_META = "codebook.safetensors", "codebook.json"
+
+
+def save_codebook(codebook: FrameCodebook, features: LogMelConfig, path: str | os.PathLike, **meta) -> Path:
+    """A codebook folder: codebook.json (the front end the frames come from, the size, `meta`) and its tensors."""
+    path = Path(path)
+    path.mkdir(parents=True, exist_ok=True)
+    save_file({k: v.contiguous() for k, v in codebook.to_tensors("").items()}, str(path / CODEBOOK_FILE))
+    info = {"format": "autoregressive-playground-codebook", "size": codebook.size, "channels": codebook.channels,
+            "features": features.to_dict(), **meta}
+    (path / CODEBOOK_META).write_text(json.dumps(info, indent=2, default=str))
+    return path
+
+
+def load_codebook(path: str | os.PathLike) -> tuple[FrameCodebook, LogMelConfig, dict]:
+    """(codebook, the front end its frames come from, codebook.json) of a folder save_codebook wrote."""
+    path = Path(path)
+    try:
+        info = json.loads((path / CODEBOOK_META).read_text())
+        tensors = load_file(str(path / CODEBOOK_FILE))
+    except (OSError, ValueError, SafetensorError) as e:
+        raise CodebookError(f"{path} is not a codebook folder ({CODEBOOK_META} + {CODEBOOK_FILE}): {e}") from None
+    if info.get("format") != "autoregressive-playground-codebook":
+        raise CodebookError(f"{path / CODEBOOK_META} is not a codebook of this program")
+    return FrameCodebook.from_tensors(tensors, ""), LogMelConfig(**info["features"]), info
+
+
+@dataclass(frozen=True)
+class TokenLayout:
+    """The ids a token language model reads: frame tokens 0..size-1, then one prefix id per class (class
+    conditioning as a first token, not a new mechanism), then end, then start (fed first, never predicted)."""
+
+    size: int  # frame tokens (the codebook's size)
+    n_classes: int = 0
+
+    def class_id(self, c: int) -> int:
+        if not 0 <= c < self.n_classes:
+            raise CodebookError(f"class must be in 0..{self.n_classes - 1}, got {c}")
+        return self.size + c
+
+    @property
+    def end_id(self) -> int:
+        return self.size + self.n_classes
+
+    @property
+    def start_id(self) -> int:
+        return self.size + self.n_classes + 1
+
+    @property
+    def vocab_size(self) -> int:
+        return self.size + self.n_classes + 2
+
+    def sequence(self, codes: torch.Tensor, label: int | None = None) -> torch.Tensor:
+        """[start, (class), codes..., end]: one clip as the LM is trained on it."""
+        head = [self.start_id] + ([self.class_id(label)] if label is not None else [])
+        return torch.cat([torch.tensor(head), codes.long(), torch.tensor([self.end_id])])

@@ -144,6 +144,10 @@ def generate(model: AutoregressiveModel, prompt: torch.Tensor | Sequence[int] | 
     _check_length(max_new_tokens, chunk_size)
     _check_seed(seed)
     with evaluating(model):
+        if hasattr(model, "generate_stream"):  # a model that makes its own stream (a two-stage pipeline)
+            yield from model.generate_stream(prompt, max_new_tokens, cfg, cond, seed, chunk_size, batch_size,
+                                             backend, decode_options or {})
+            return
         yield from _generate(model, prompt, max_new_tokens, cfg, cond, seed, chunk_size, batch_size, backend,
                              decode_options)
 
@@ -170,6 +174,38 @@ def _generate(model, prompt, max_new_tokens, cfg, cond, seed, chunk_size, batch_
         return box["last"]
 
     yield from _chunks(next_token, max_new_tokens, chunk_size, model.tokens.eos_id)
+
+
+class TokenStream:
+    """A generation continued n tokens at a time, with the same ids as one `generate` call (same seed): a
+    pipeline's vocoder waits between calls for the frames its next samples need.  Runs on the fast path where it
+    serves the model (the runner keeps its last id between calls), else steps eagerly."""
+
+    def __init__(self, model: AutoregressiveModel, prompt: torch.Tensor, cond: Any, cfg: SamplingConfig,
+                 seed: int | None, backend: str = "auto"):
+        self.model, self.cfg = model, cfg
+        x = _as_prompt(model, prompt, None)
+        self.rng = RandomStream(x.shape[0], seed)
+        self.state = model.init_state(x.shape[0], cond, x.device)
+        self.logits, self.state = model.prime(x, self.state)
+        self.runner = _fast_runner(model, self.state, x.shape[0], cfg, backend)
+        self.made = 0
+        self.last: torch.Tensor | None = None
+
+    def take(self, n: int) -> torch.Tensor:
+        """The next n ids [B, n]."""
+        if self.runner is not None:
+            ids = self.runner.run(n, self.rng.take(n), logits=self.logits if self.made == 0 else None)
+        else:
+            out = []
+            for _ in range(n):
+                if self.last is not None:
+                    self.logits, self.state = self.model.step(self.last, self.state)
+                self.last = sample(self.logits, self.cfg, self.rng.next())
+                out.append(self.last)
+            ids = torch.stack(out, 1)
+        self.made += n
+        return ids.to(self.logits.device)
 
 
 @torch.inference_mode()

@@ -53,6 +53,8 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--seq-len", type=int)
     t.add_argument("--lr", type=float)
     t.add_argument("--data-kind", choices=KINDS)
+    t.add_argument("--codebook", metavar="FOLDER",
+                   help="train a token language model on the audio folder's frame tokens (python -m trainers codebook)")
     t.add_argument("--split", choices=SPLIT_RULES, help="audio held-out rule")
     t.add_argument("--labels", choices=LABEL_RULES, help="audio class labels for global conditioning")
     t.add_argument("--device", help="auto | cpu | cuda | cuda:N")
@@ -77,6 +79,18 @@ def _parser() -> argparse.ArgumentParser:
                    help="seconds of silence appended to clips (default: as in training; 0 scores real audio only)")
     e.add_argument("--device", default="cpu")
     e.add_argument("--threads", type=int)
+    c = sub.add_parser("codebook", help="fit the frame-token codebook of an audio folder for a vocoder")
+    c.add_argument("--data", required=True, help="audio folder (its training split is read)")
+    c.add_argument("--vocoder", required=True, help="the vocoder checkpoint whose frames the tokens stand for")
+    c.add_argument("--size", type=int, default=256, help="number of tokens (k-means centroids)")
+    c.add_argument("--split", choices=SPLIT_RULES, default="auto", help="audio held-out rule")
+    c.add_argument("--seed", type=int, default=0)
+    c.add_argument("--out", required=True, help="codebook folder to write")
+    pl = sub.add_parser("pipeline", help="compose a token LM, a vocoder and their codebook into one model")
+    pl.add_argument("--lm", required=True, help="the token LM checkpoint (trained with --codebook)")
+    pl.add_argument("--vocoder", required=True)
+    pl.add_argument("--codebook", required=True)
+    pl.add_argument("--out", required=True, help="the pipeline checkpoint folder to write")
     pr = sub.add_parser("presets", help="list presets")
     pr.add_argument("--family")
     return p
@@ -100,7 +114,7 @@ def config_from_args(a: argparse.Namespace) -> TrainConfig:
         cfg = TrainConfig(**{**preset.train, "family": a.family, "data": a.data, "out": str(out),
                              "preset": preset.name, "model": dict(preset.model)})
     for name in ("minutes", "max_steps", "batch_size", "seq_len", "lr", "data_kind", "split", "labels", "device",
-                 "threads", "seed"):
+                 "threads", "seed", "codebook"):
         value = getattr(a, name, None)
         if value is not None:
             setattr(cfg, name, value)
@@ -198,6 +212,26 @@ def cmd_eval(a: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_codebook(a: argparse.Namespace) -> int:
+    from .codebook import codebook_command
+    try:
+        print(codebook_command(a.data, a.vocoder, a.size, a.out, a.split, a.seed))
+    except USER_ERRORS as e:
+        print(f"error: {one_line(e)}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def cmd_pipeline(a: argparse.Namespace) -> int:
+    from .codebook import pipeline_command
+    try:
+        print(pipeline_command(a.lm, a.vocoder, a.codebook, a.out))
+    except USER_ERRORS as e:
+        print(f"error: {one_line(e)}", file=sys.stderr)
+        return 2
+    return 0
+
+
 def cmd_presets(a: argparse.Namespace) -> int:
     for p in presets(a.family):
         print(f"{p.family:12s} {p.name:8s} {p.description}")
@@ -207,4 +241,5 @@ def cmd_presets(a: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     a = _parser().parse_args(argv)
-    return {"train": cmd_train, "eval": cmd_eval, "presets": cmd_presets}[a.command](a)
+    return {"train": cmd_train, "eval": cmd_eval, "codebook": cmd_codebook, "pipeline": cmd_pipeline,
+            "presets": cmd_presets}[a.command](a)

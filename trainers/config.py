@@ -25,6 +25,8 @@ class TrainConfig:
     labels: str = "none"  # audio global-conditioning labels: none | prefix | folder
     val_fraction: float = 0.1
     trailing_silence: float = 0.0  # seconds of silence appended to every audio clip (teaches the model to stop)
+    codebook: str | None = None  # a frame-token codebook folder (trainers codebook): the audio folder's clips
+    # become token sequences [start, class, tokens..., end] for a token language model (trainers/data/tokens.py)
     # optimization
     batch_size: int = 16
     seq_len: int = 256  # scored positions per window; windows add receptive_field - 1 tokens of context

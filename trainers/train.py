@@ -35,12 +35,14 @@ from torch import nn
 from engine import registry
 from engine.checkpoint import save_model
 from engine.errors import UserError
+from engine.frame_tokens import TokenLayout, load_codebook
 from engine.paths import data_root
 
 from . import distributed, runfiles, schedule, state as ckpt
 from .config import TrainConfig
 from .data import DataError, SequenceDataset, StreamSampler, detect_kind, fit_alphabet, load_dataset
 from .data.kinds import check_fits
+from .data.tokens import token_sequences
 from .distill import DistillError, check_distillable, distillation_loss, load_teachers
 from .evaluate import evaluate
 from .losses import detach_state, next_token_loss
@@ -84,6 +86,8 @@ class _LossModule(nn.Module):
 
 def build(cfg: TrainConfig) -> tuple[Any, SequenceDataset]:
     """The model (with `global_cond_classes` set from the data's labels) and the dataset, read for its tokens."""
+    if cfg.codebook:
+        return _build_token_lm(cfg)
     from_data = cfg.model.get("alphabet") == "data"
     try:
         probe = registry.build_model(cfg.family, **{**cfg.model, "alphabet": None} if from_data else cfg.model)
@@ -114,6 +118,23 @@ def build(cfg: TrainConfig) -> tuple[Any, SequenceDataset]:
         except (TypeError, ValueError) as e:
             raise TrainError(f"{cfg.family} config: {e}") from None
     return model, fit_alphabet(data, model.tokens)
+
+
+def _build_token_lm(cfg: TrainConfig) -> tuple[Any, SequenceDataset]:
+    """A token language model over an audio folder's frame tokens: its vocabulary, start and end ids come from
+    the codebook and the labels (engine.frame_tokens.TokenLayout)."""
+    codebook, features, _ = load_codebook(cfg.codebook)
+    data = token_sequences(cfg.data, codebook, features, cfg.split, cfg.labels, cfg.val_fraction)
+    layout = TokenLayout(codebook.size, data.num_labels)
+    fields = {f.name for f in dataclasses.fields(registry.config_class(cfg.family))}
+    if not {"vocab_size", "start_id", "eos_id"} <= fields:
+        raise TrainError(f"the {cfg.family} family cannot be a token language model (it needs vocab_size, start_id "
+                         "and eos_id); use rnn or hierarchical")
+    cfg.model = {**cfg.model, "vocab_size": layout.vocab_size, "start_id": layout.start_id, "eos_id": layout.end_id}
+    try:
+        return registry.build_model(cfg.family, **cfg.model), data
+    except (TypeError, ValueError) as e:
+        raise TrainError(f"{cfg.family} config: {e}") from None
 
 
 def _optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:

@@ -5,3 +5,4 @@ from . import samplernn  # noqa: F401
 from . import bytenet  # noqa: F401
 from . import rnn  # noqa: F401
 from . import seq2seq  # noqa: F401
+from . import pipeline  # noqa: F401  (composes the others: after them)

@@ -25,7 +25,7 @@ from ..errors import UserError
 from ..features import LogMelConfig
 from ..layers.conv_queue import CausalConv1d, prepared
 from ..layers.frame_conditioner import FrameConditioner
-from ..protocol import AutoregressiveModel, Conditioning, TokenSpec, split_conditioning
+from ..protocol import AutoregressiveModel, TokenSpec, split_conditioning
 from ..registry import register_family
 
 
@@ -243,6 +243,19 @@ class WaveNet(AutoregressiveModel):
         frames = self._frames(cond, batch_size)
         return WaveNetState(queues, 0, self._cond_biases(cond, batch_size),
                             None if frames is None else FramesState(*frames))
+
+    def add_frames(self, state: WaveNetState, frames: torch.Tensor) -> None:
+        """Append frames [B, C, n] to a generation's conditioning (a planner hands them over as it makes them).
+        Frames not given yet count as silence, so a sample is final only once the frames up to its
+        lookahead (engine/layers/frame_conditioner.py) are given."""
+        fs = state.frames
+        if fs is None:
+            raise UserError("this WaveNet takes no conditioning frames")
+        frames = frames.to(fs.frames.dtype).to(fs.frames.device)
+        if frames.dim() != 3 or frames.shape[:2] != fs.frames.shape[:2]:
+            raise UserError(f"more frames must be {list(fs.frames.shape[:2])} x n, got {tuple(frames.shape)}")
+        fs.frames = torch.cat([fs.frames, frames], 2)
+        fs.block = None  # cached frame biases near the old end read silence there
 
     def _step_weights(self) -> tuple[torch.Tensor, ...]:
         """Residual 1x1s pre-scaled by sqrt(1/2) and all skip 1x1s stacked, so a step does one skip matmul."""

@@ -1,0 +1,101 @@
+"""The two-stage pipeline: a token LM plans frames, a vocoder streams them; one checkpoint; bad parts refused."""
+import json
+
+import numpy as np
+import pytest
+import torch
+
+import engine
+from engine.errors import UserError
+from engine.frame_tokens import FrameCodebook, TokenLayout
+from engine.models.pipeline import Pipeline
+from engine.protocol import Conditioning
+from protocol_checks import assert_prime_then_step_matches, assert_step_matches_forward
+
+FEATURES = dict(sample_rate=8000, hop=20, n_fft=80, n_mels=6)
+K, CLASSES = 16, 3
+
+
+def tiny_pipeline(n_classes: int = CLASSES, **extra) -> Pipeline:
+    torch.manual_seed(0)
+    layout = TokenLayout(K, n_classes)
+    lm = engine.build_model("rnn", vocab_size=layout.vocab_size, cell="gru", hidden_size=16, layers=1,
+                            start_id=layout.start_id, eos_id=layout.end_id)
+    vocoder = engine.build_model("wavenet", blocks=1, layers_per_block=3, residual_channels=8, gate_channels=8,
+                                 skip_channels=8, n_classes=64, sample_rate=8000, local_cond_channels=6,
+                                 local_cond_hop=20, local_cond_hidden=8, local_cond_layers=1, features=FEATURES)
+    with torch.no_grad():  # sharper than the default init, so what the vocoder hears shows in its samples
+        for p in vocoder.parameters():
+            p.mul_(3.0)
+        vocoder.frame_net.project.weight.normal_(0, 0.5)
+        lm.head.bias[layout.end_id] = -3.0  # clips of a few dozen frames, not two
+    codebook = FrameCodebook.fit(torch.rand(400, 6), K)
+    return Pipeline.compose(lm, vocoder, codebook, [f"c{i}" for i in range(n_classes)], **extra).eval()
+
+
+def _all(model, **kw):
+    return torch.cat(list(engine.generate(model, **kw)), 1)
+
+
+def test_it_streams_follows_the_seed_and_ends_when_the_plan_does():
+    model = tiny_pipeline()
+    a = _all(model, max_new_tokens=20_000, cond=1, seed=4, chunk_size=50)
+    b = _all(model, max_new_tokens=20_000, cond=1, seed=4, chunk_size=999)
+    assert torch.equal(a, b) and a.shape[1] % 20 == 0 and 8 * 20 <= a.shape[1] < 20_000  # whole frames, then end
+    assert not torch.equal(a[:, :160], _all(model, max_new_tokens=160, cond=1, seed=5))
+    assert _all(model, max_new_tokens=100, cond=2, seed=4).shape == (1, 100)  # the length cap holds
+    chunks = list(engine.generate(model, max_new_tokens=20_000, cond=0, seed=1, chunk_size=40))
+    assert len(chunks) > 3 and all(c.shape[1] <= 40 for c in chunks)  # streamed, not made at once
+
+
+def test_eager_and_fast_vocoding_make_the_same_clip():
+    model = tiny_pipeline()
+    kw = dict(max_new_tokens=3000, cond=2, seed=9, chunk_size=64)
+    assert torch.equal(_all(model, backend="eager", **kw), _all(model, backend="fast", **kw))
+
+
+def test_a_prompt_is_continued_from_its_last_sample():
+    model = tiny_pipeline()
+    prompt = engine.audio.quantize(torch.from_numpy(0.4 * np.sin(np.arange(415) * 0.3).astype(np.float32)), 64)
+    out = _all(model, prompt=prompt, max_new_tokens=600, cond=0, seed=2)
+    assert out.shape == (1, 600)
+    again = _all(model, prompt=prompt, max_new_tokens=600, cond=0, seed=2)
+    assert torch.equal(out, again)
+    # the vocoder hears the prompt: a different prompt gives a different continuation with the same seed
+    other = _all(model, prompt=torch.full((415,), 32), max_new_tokens=600, cond=0, seed=2)
+    assert not torch.equal(out, other)
+
+
+def test_given_frames_it_is_its_vocoder_and_obeys_the_protocol():
+    model = tiny_pipeline()
+    x = torch.randint(0, 64, (2, 45))
+    cond = Conditioning(frames=torch.rand(2, 6, 4))
+    assert torch.equal(model(x, cond), model.vocoder(x, cond))
+    assert_step_matches_forward(model, x, cond)
+    assert_prime_then_step_matches(model, x, split=17, cond=cond)
+
+
+def test_one_checkpoint_round_trip(tmp_path):
+    model = tiny_pipeline()
+    engine.save_model(model, tmp_path / "p")
+    again = engine.load_model(tmp_path / "p")
+    assert torch.equal(again.codebook_centroids, model.codebook_centroids)
+    kw = dict(max_new_tokens=800, cond=1, seed=3)
+    assert torch.equal(_all(model, **kw), _all(again, **kw))
+    assert [m.family for m in engine.list_models([tmp_path])] == ["pipeline"]
+
+
+def test_bad_requests_and_broken_folders_get_one_clear_message(tmp_path):
+    model = tiny_pipeline()
+    with pytest.raises(UserError, match="pick what to generate"):
+        _all(model, max_new_tokens=10)
+    with pytest.raises(UserError, match="0..2"):
+        _all(model, max_new_tokens=10, cond=7)
+    with pytest.raises(UserError, match="one clip at a time"):
+        _all(model, max_new_tokens=10, cond=1, batch_size=2)
+    engine.save_model(model, tmp_path / "p")
+    meta = json.loads((tmp_path / "p" / "config.json").read_text())
+    del meta["config"]["vocoder"]
+    (tmp_path / "p" / "config.json").write_text(json.dumps(meta))
+    with pytest.raises(engine.CheckpointError, match="vocoder"):
+        engine.load_model(tmp_path / "p")

@@ -1,0 +1,60 @@
+"""The frame-token codebook of an audio folder (k-means over the training split's frames), and a pipeline
+checkpoint composed of a token LM, a vocoder and their codebook.
+
+    python -m trainers codebook --data CLIPS/ --vocoder VOCODER_CHECKPOINT --size 256 --out CODEBOOK/
+    python -m trainers train --family rnn --preset digit-tokens --data CLIPS/ --codebook CODEBOOK/ --out LM_RUN/
+    python -m trainers pipeline --lm LM_RUN/best --vocoder VOCODER_CHECKPOINT --codebook CODEBOOK/ --out MODEL/
+
+The frames are made by the vocoder's own front end (its `features`), so the tokens decode to frames that vocoder
+can play; only the training split is read (the held-out clips stay unseen by every stage of a pipeline).
+"""
+from __future__ import annotations
+
+import os
+
+import torch
+
+from engine.checkpoint import load_model, read_meta, save_model
+from engine.errors import UserError
+from engine.features import LogMelConfig
+from engine.frame_tokens import FrameCodebook, load_codebook, save_codebook
+from engine.models.pipeline import Pipeline
+
+from .data.audio import audio_folder
+
+
+def fit_codebook(data: str | os.PathLike, features: LogMelConfig, size: int, split: str = "auto",
+                 val_fraction: float = 0.1, seed: int = 0) -> FrameCodebook:
+    clips = audio_folder(data, features.sample_rate, split=split, val_fraction=val_fraction, features=features)
+    frames = torch.cat([f.T for f in clips.frames["train"]])  # [N, C]
+    return FrameCodebook.fit(frames, size, seed=seed)
+
+
+def codebook_command(data: str, vocoder: str, size: int, out: str, split: str = "auto", seed: int = 0) -> str:
+    """The CLI's `codebook`: fit on `data` with `vocoder`'s front end, write the codebook folder `out`."""
+    model = load_model(vocoder)
+    if model.frame_features is None:
+        raise UserError(f"{vocoder} is not a vocoder (no frame features); give the vocoder the tokens are for")
+    if size < 2:
+        raise UserError(f"--size must be at least 2, got {size}")
+    codebook = fit_codebook(data, model.frame_features, size, split, seed=seed)
+    save_codebook(codebook, model.frame_features, out, data=os.fspath(data), split=split, seed=seed,
+                  vocoder=os.fspath(vocoder))
+    return f"fitted {size} frame tokens on {data} ({split} split) -> {out}"
+
+
+def pipeline_command(lm: str, vocoder: str, codebook: str, out: str) -> str:
+    """The CLI's `pipeline`: one checkpoint of the three parts, with both parts' training records and credits."""
+    cb, features, info = load_codebook(codebook)
+    voc = load_model(vocoder)
+    if voc.frame_features != features:
+        raise UserError(f"the codebook's frames ({features}) are not {vocoder}'s ({voc.frame_features})")
+    lm_model = load_model(lm)
+    lm_training = read_meta(lm).get("training") or {}
+    voc_training = read_meta(vocoder).get("training") or {}
+    model = Pipeline.compose(lm_model, voc, cb, lm_training.get("label_names") or [])
+    save_model(model, out, data=lm_training.get("data"), data_source=lm_training.get("data_source"),
+               license=lm_training.get("license"), label_names=lm_training.get("label_names") or [],
+               val_loss=lm_training.get("val_loss"), lm=lm_training, vocoder=voc_training,
+               codebook={k: v for k, v in info.items() if k != "format"})
+    return f"composed {lm} + {vocoder} + {codebook} -> {out}"

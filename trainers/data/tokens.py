@@ -1,0 +1,29 @@
+"""An audio folder as frame-token sequences, for a token language model (the first stage of a pipeline).
+
+Every clip is read like any audio folder (trainers/data/audio.py: the same split and label rules), turned into
+frames by the codebook's own front end, and each frame into the id of its nearest centroid
+(engine.frame_tokens.FrameCodebook).  A sequence is `[start, class, tokens..., end]` (engine.frame_tokens.
+TokenLayout): the class (the digit, with `labels="prefix"`) is the first token the model reads, so it generates
+what the class says without a conditioning mechanism of its own.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from engine.features import LogMelConfig
+from engine.frame_tokens import FrameCodebook, TokenLayout
+
+from .audio import audio_folder
+from .base import SequenceDataset
+
+
+def token_sequences(folder: str | Path, codebook: FrameCodebook, features: LogMelConfig, split: str = "auto",
+                    labels: str = "none", val_fraction: float = 0.1) -> SequenceDataset:
+    clips = audio_folder(folder, features.sample_rate, split=split, labels=labels, val_fraction=val_fraction,
+                         features=features)
+    layout = TokenLayout(codebook.size, clips.num_labels)
+    seqs = {part: [layout.sequence(codebook.encode(f), clips.labels[part][i] if clips.labels else None)
+                   for i, f in enumerate(frames)] for part, frames in clips.frames.items()}
+    return SequenceDataset(seqs, label_names=clips.label_names, pad_id=layout.end_id, kind="tokens",
+                           weighting="uniform", description=clips.description.replace("audio folder",
+                                                                                       "frame tokens of"))
