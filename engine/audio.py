@@ -19,6 +19,9 @@ from .errors import UserError
 QUANTIZATIONS = ("mulaw", "linear")
 MAX_SECONDS = 600.0  # refuse to decode more than this much audio from one file (a hostile upload guard)
 MAX_FILE_BYTES = 200 * 1024 * 1024
+PROMPT_SECONDS = 10.0  # an audio prompt keeps its last this-many seconds (the CLI, and the app's default cap)
+# the audio files the trainer reads and the app offers for training: whatever libsndfile decodes, by suffix
+AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".mp3", ".aiff", ".aif", ".au")
 
 
 class AudioError(UserError):
@@ -81,9 +84,11 @@ def resample(wave: np.ndarray, orig_rate: int, new_rate: int) -> np.ndarray:
 
 
 def read_audio(path: str | os.PathLike, sample_rate: int | None = None,
-               max_seconds: float = MAX_SECONDS) -> tuple[np.ndarray, int]:
+               max_seconds: float = MAX_SECONDS, keep_last_seconds: float | None = None) -> tuple[np.ndarray, int]:
     """Read wav/flac/ogg/mp3 (anything libsndfile reads) as mono float32, resampled to `sample_rate` if given.
 
+    With `keep_last_seconds`, only the file's last that-many seconds are decoded (a seek where the format allows,
+    else a pass over blocks that keeps the tail), so memory does not grow with the file's length.
     Returns (wave, rate).  Raises AudioError with a one-line reason for a missing, empty, corrupt or too long file.
     """
     p = Path(path)
@@ -104,7 +109,10 @@ def read_audio(path: str | os.PathLike, sample_rate: int | None = None,
     if info.frames > max_seconds * info.samplerate:
         raise AudioTooLarge(f"{p.name} is {info.frames / info.samplerate:.0f} s long; the limit is {max_seconds:.0f} s")
     try:
-        data, rate = sf.read(str(p), dtype="float32", always_2d=True)
+        if keep_last_seconds is not None and info.frames > keep_last_seconds * info.samplerate:
+            data, rate = _read_tail(p, max(1, int(keep_last_seconds * info.samplerate))), info.samplerate
+        else:
+            data, rate = sf.read(str(p), dtype="float32", always_2d=True)
     except Exception as e:
         raise AudioError(f"cannot decode {p.name} ({str(e).splitlines()[0][:200]})") from None
     if len(data) == 0:
@@ -113,6 +121,30 @@ def read_audio(path: str | os.PathLike, sample_rate: int | None = None,
     if sample_rate is not None:
         wave, rate = resample(wave, rate, sample_rate), sample_rate
     return wave, rate
+
+
+def audio_seconds(path: str | os.PathLike) -> float:
+    """The length of an audio file in seconds, from its header (nothing is decoded)."""
+    try:
+        info = sf.info(str(path))
+    except Exception as e:
+        raise AudioError(f"cannot read {Path(path).name} as audio ({str(e).splitlines()[0][:200]})") from None
+    return info.frames / info.samplerate if info.samplerate > 0 else 0.0
+
+
+def _read_tail(p: Path, keep: int) -> np.ndarray:
+    """The last `keep` frames of a file [keep, channels] float32, without decoding the rest into memory."""
+    with sf.SoundFile(str(p)) as f:
+        if f.seekable() and f.frames > 0:
+            f.seek(max(0, f.frames - keep))
+            data = f.read(keep, dtype="float32", always_2d=True)
+            if len(data):
+                return data
+            f.seek(0)
+        tail = np.zeros((0, f.channels), dtype=np.float32)
+        for block in f.blocks(blocksize=max(keep, 65536), dtype="float32", always_2d=True):
+            tail = np.concatenate([tail, block])[-keep:]
+        return tail
 
 
 def write_wav(path: str | os.PathLike, wave, sample_rate: int) -> None:

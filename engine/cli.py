@@ -37,7 +37,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = _OneLineParser(prog=PROG, description=__doc__.splitlines()[0])
     p.add_argument("--model", required=True, help="checkpoint folder")
     prompt = p.add_mutually_exclusive_group()
-    prompt.add_argument("--prompt-audio", help="audio file to continue (any rate/format libsndfile reads)")
+    prompt.add_argument("--prompt-audio", help="audio file to continue (any rate/format libsndfile reads; its last "
+                        f"{audio.PROMPT_SECONDS:g} s are used)")
     prompt.add_argument("--prompt-text", help="seed text to continue")
     prompt.add_argument("--source", help="text for a sequence-to-sequence model to rewrite (e.g. a date in words)")
     prompt.add_argument("--resynth", metavar="CLIP",
@@ -131,7 +132,11 @@ def _prompt(args, model) -> torch.Tensor | None:
         if spec.kind != "audio":
             raise UserError("--prompt-audio needs an audio model; this one is a text model")
         with _user_file(f"--prompt-audio {args.prompt_audio}"):
-            wave, _ = audio.read_audio(args.prompt_audio, spec.sample_rate)
+            wave, _ = audio.read_audio(args.prompt_audio, spec.sample_rate, keep_last_seconds=audio.PROMPT_SECONDS)
+            length = audio.audio_seconds(args.prompt_audio)
+        if length > audio.PROMPT_SECONDS:
+            print(f"note: the audio prompt is {length:.1f} s long; only its last {audio.PROMPT_SECONDS:g} s are "
+                  "used", file=sys.stderr)
         return audio.quantize(wave, spec.vocab_size, spec.quantization)
     if args.prompt_text is not None:
         if spec.kind != "text":
