@@ -26,9 +26,9 @@ from trainers.presets import get_preset, presets as list_presets
 from trainers.jobs import Job, JobError, JobManager
 
 try:  # which families train on which data (the trainer refuses a misfit with the same words)
-    from trainers.data.kinds import check_fits, fitting_families
+    from trainers.data import kinds
 except ImportError:  # an older trainers package: the app's own token-kind check below still applies
-    check_fits = fitting_families = None
+    kinds = None
 
 from .errors import UserError
 from .limits import Limits
@@ -259,12 +259,34 @@ def data_kind_of(data: Path, kind: str) -> str:
     return detect_kind(data) if kind == "auto" else kind
 
 
+def _fits(family: str, kind: str) -> bool:
+    try:
+        return kinds.fits(family, kind)
+    except (UserError, TypeError, ValueError):  # a family whose default config does not build (e.g. a pipeline)
+        return False
+
+
+def fitting(kind: str) -> list[str]:
+    """The families offered in the app (those with presets) that train on this kind of data, the trainer's
+    default for the kind first."""
+    if kinds is None:
+        return [f for f in families() if (family_kind(f, "small") == "audio") == (kind == "audio")]
+    first = kinds.DEFAULTS.get(kind)
+    return sorted((f for f in families() if _fits(f, kind)), key=lambda f: (f != first, f))
+
+
 def check_data_fits(family: str, preset: str, data: Path, kind: str) -> None:
-    """Refuse data the family cannot train on, before a job starts (the trainer refuses it with the same words)."""
+    """Refuse data the family cannot train on, before a job starts (the trainer refuses it too, in its words)."""
     detected = data_kind_of(data, kind)
-    if check_fits is not None:
-        check_fits(family, detected, data)
-        return
+    if kinds is not None:
+        if detected not in kinds.DESCRIBE or _fits(family, detected):
+            return
+        model_kind, rewrites = kinds.family_traits(family)
+        what = "an audio" if model_kind == "audio" else ("a sequence-to-sequence" if rewrites else "a text")
+        found = fitting(detected)
+        hint = ("pick " + (" or ".join(found) if len(found) <= 2 else ", ".join(found[:-1]) + " or " + found[-1])
+                if found else "no family here trains on it")
+        raise UserError(f"{data.name} is {kinds.DESCRIBE[detected]}, but {family} is {what} family: {hint}.")
     model_kind = family_kind(family, preset)
     if (detected == "audio") != (model_kind == "audio"):
         raise UserError(f"{family} is {'an audio' if model_kind == 'audio' else 'a text'} model; pick "
@@ -290,19 +312,12 @@ def suggested_family(files, kind_label: str, current: str | None) -> tuple[str |
                 return current, ""
         else:
             return current, ""
-    fams = families()
-    if current in fams and check_fits is not None:
-        try:
-            check_fits(current, kind, paths[0])
-            return current, f"Detected {KIND_WORDS.get(kind, kind)}; {current} trains on it."
-        except UserError:
-            pass
-    best = next((f for f in fitting_families(kind) if f in fams), None) if fitting_families else None
-    if best is None:  # no trainers.data.kinds: audio families for audio, a text family for the rest
-        best = next((f for f in fams if (family_kind(f, "small") == "audio") == (kind == "audio")), current)
-    if best not in fams:
-        best = current
-    return best, f"Detected {KIND_WORDS.get(kind, kind)}: the model family is set to {best}."
+    found = fitting(kind)
+    if current in found:
+        return current, f"Detected {KIND_WORDS.get(kind, kind)}; {current} trains on it."
+    if not found:
+        return current, f"Detected {KIND_WORDS.get(kind, kind)}; no family here trains on it."
+    return found[0], f"Detected {KIND_WORDS.get(kind, kind)}: the model family is set to {found[0]}."
 
 
 KIND_WORDS = {"audio": "audio", "text": "a text corpus", "names": "a names list", "pairs": "pairs of texts (TSV)"}

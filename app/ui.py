@@ -9,6 +9,7 @@ import html
 
 import gradio as gr
 import pandas as pd
+import soundfile as sf
 
 from trainers.jobs import JobManager
 
@@ -77,6 +78,17 @@ def _kept(current, values: list[tuple[str, str]]) -> str | None:
         if value in names:
             return value
     return catalog.default_choice(values)
+
+
+def _playable(path: str | None):
+    """A wav as (rate, int16) for gr.Audio: given a path, Gradio 6 runs ffprobe on it, which is not shipped."""
+    if not path:
+        return None
+    try:
+        data, rate = sf.read(path, dtype="int16", always_2d=True)
+    except Exception:  # removed or being rewritten: the next tick shows it
+        return None
+    return rate, data[:, 0]
 
 
 def seed_note(seed: int | None) -> str:
@@ -216,7 +228,7 @@ class App:
             if force or seen.get("sample_choices") != samples.choices else gr.skip(),
             samples.caption,
             gr.update(value=samples.text or "", visible=samples.kind != "audio") if new_sample else gr.skip(),
-            gr.update(value=samples.audio, visible=samples.kind == "audio") if new_sample else gr.skip(),
+            gr.update(value=_playable(samples.audio), visible=samples.kind == "audio") if new_sample else gr.skip(),
             gr.update(value=samples.files or None, visible=len(samples.files) > 1) if new_sample else gr.skip(),
         )
         label = f"{view.state}: {view.progress}" if view.state and view.progress else view.state
@@ -385,8 +397,9 @@ class App:
                     sample_caption = gr.Markdown(train.SampleView().caption, elem_id="train-sample-caption")
                     sample_text = gr.Textbox(label="Text sample", lines=6, max_lines=12, interactive=False,
                                              elem_id="train-sample-text")
-                    sample_audio = gr.Audio(type="filepath", label="Audio sample", interactive=False,
+                    sample_audio = gr.Audio(type="numpy", format="wav", label="Audio sample", interactive=False,
                                             visible=False, elem_id="train-sample-audio")
+                    self.sample_audio = sample_audio
                     sample_files = gr.File(label="Every class's sample at this step", file_count="multiple",
                                            interactive=False, visible=False, elem_id="train-sample-files")
                 table = gr.Dataframe(headers=train.TABLE_HEADERS, interactive=False, wrap=True,

@@ -74,3 +74,90 @@ def test_generate_text_and_audio_in_chromium(tmp_path):
         page.screenshot(path=str(tmp_path / "audio.png"), full_page=True)
         assert errors == [], errors
         browser.close()
+
+
+def test_seed_box_stays_empty_and_shows_each_runs_seed(tmp_path):
+    """Opening the Sampling panel must not fix the seed at 0: two runs get two seeds, each shown beside the box."""
+    home = tmp_path / "home"
+    make_models(home)
+    with serve_app(home) as url, sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=chromium_path(), headless=True, args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1300, "height": 1000})
+        page.goto(url)
+        page.wait_for_selector("#generate-btn", timeout=60000)
+        pick_model(page, "browser-text")
+        page.get_by_text("Sampling").click()
+        page.wait_for_selector("#seed input, #seed textarea", timeout=10000)
+        box = page.locator("#seed input, #seed textarea").first
+        assert box.input_value() == ""  # empty = random, not 0
+        page.fill("#length-tokens input[type=number]", "20")
+        page.press("#length-tokens input[type=number]", "Enter")
+        seeds = []
+        for _ in range(2):
+            page.click("#generate-btn")
+            page.wait_for_function("() => document.querySelector('#status').innerText.startsWith('Done')",
+                                   timeout=120000)
+            note = page.locator("#seed-used").inner_text()
+            seeds.append(note)
+            assert "Last run: seed" in note and box.input_value() == ""
+            page.wait_for_timeout(300)
+        assert seeds[0] != seeds[1], seeds
+        browser.close()
+
+
+def test_a_training_job_from_the_train_tab_shows_and_plays_its_samples(tmp_path):
+    """Upload text: the family turns to a text one; upload audio clips instead: an audio family; train a few
+    steps; the job's sample appears with an audio player (and a screenshot of it is kept)."""
+    import numpy as np
+    import soundfile as sf
+    home = tmp_path / "home"
+    home.mkdir()
+    clips = []
+    for i in range(6):
+        t = np.arange(16000) / 16000
+        clips.append(str(tmp_path / f"tone{i}.wav"))
+        sf.write(clips[-1], 0.3 * np.sin(2 * np.pi * (200 + 50 * i) * t), 16000)
+    names = tmp_path / "names.txt"
+    names.write_text("\n".join(["emma", "olivia", "ava", "sophia", "mia", "amelia", "harper", "ella"] * 4) + "\n")
+    with serve_app(home) as url, sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=chromium_path(), headless=True, args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1400, "height": 1100})
+        errors = []
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        page.goto(url)
+        page.wait_for_selector("#generate-btn", timeout=60000)
+        page.get_by_role("tab", name="Train").click()
+        family = "() => document.querySelector('#train-family input').value"
+        page.set_input_files("#train-files input[type=file]", str(names))
+        page.wait_for_function(f"() => ({family})() !== 'wavenet'", timeout=20000)
+        assert page.evaluate(family) in ("hierarchical", "bytenet", "rnn")
+        assert "names list" in page.locator("#train-detected").inner_text()
+        page.locator("#train-files button[aria-label='Clear']").first.click()
+        page.wait_for_timeout(500)
+        page.set_input_files("#train-files input[type=file]", clips)
+        page.wait_for_function(f"() => ({family})() === 'wavenet'", timeout=20000)
+        page.fill("#train-max-steps input", "20")
+        page.press("#train-max-steps input", "Tab")
+        page.click("#train-start")
+        try:
+            page.wait_for_function("() => document.querySelector('#train-sample-caption')?.innerText"
+                                   ".includes('Sample at step 20')", timeout=240000)
+        except sync_api.TimeoutError:
+            page.screenshot(path=str(tmp_path / "timeout.png"), full_page=True)
+            raise AssertionError("no sample shown: " + " | ".join(
+                page.locator(sel).first.inner_text() for sel in ("#train-status", "#train-sample-caption",
+                                                                 "#train-table")) +
+                " | pick: " + page.input_value("#train-sample-pick input") +
+                " | log: " + page.input_value("#train-log textarea")[-1500:]) from None
+        # the player: a waveform over the sample's wav (Gradio 6 draws it with wavesurfer; the file is linked)
+        page.wait_for_selector("#train-sample-audio [data-testid^='waveform']", timeout=30000)
+        page.wait_for_function("() => document.querySelector('#train-sample-audio a.download-link')"
+                               "?.href.endsWith('.wav')", timeout=30000)
+        page.click("#train-sample-pick input")  # the evaluations to step back through
+        page.wait_for_selector("ul[role=listbox] li:has-text('step 20 · held-out')", timeout=10000)
+        page.keyboard.press("Escape")
+        table = page.locator("#train-table").inner_text()
+        assert table.index("state") < table.index("job")  # the columns that change come first
+        page.screenshot(path=str(tmp_path / "train-samples.png"), full_page=True)
+        assert errors == [], errors
+        browser.close()
