@@ -183,6 +183,17 @@ class Pipeline(AutoregressiveModel):
             if plan.ended:
                 return
 
+    def plan_codes(self, cond: Any, temperature: float = 1.0, top_k: int | None = None, top_p: float | None = None,
+                   seed: int | None = None) -> list[int]:
+        """The frame tokens `generate` plans for this class and seed (no prompt), without playing them: the LM
+        has its own random stream, so these are exactly the tokens behind that generation's audio."""
+        cfg = SamplingConfig(temperature, top_k, top_p)
+        with torch.inference_mode():
+            plan = self._start_plan(self._class(cond), [], cfg, seed)
+            while not plan.ended:
+                self._plan_more(plan, cfg)
+        return plan.codes
+
     def _class(self, classes) -> int | None:
         if not self.config.n_classes:
             if classes is not None:

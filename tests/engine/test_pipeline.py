@@ -99,3 +99,11 @@ def test_bad_requests_and_broken_folders_get_one_clear_message(tmp_path):
     (tmp_path / "p" / "config.json").write_text(json.dumps(meta))
     with pytest.raises(engine.CheckpointError, match="vocoder"):
         engine.load_model(tmp_path / "p")
+
+
+def test_plan_codes_are_the_tokens_behind_a_generation():
+    model = tiny_pipeline()
+    codes = model.plan_codes(1, seed=4)
+    clip = _all(model, max_new_tokens=20_000, cond=1, seed=4)
+    assert clip.shape[1] == len(codes) * 20  # every planned frame played, no more
+    assert codes != model.plan_codes(1, seed=5)

@@ -1,0 +1,198 @@
+"""Judge the digits pipeline (token LM + vocoder) and its vocoder, by measurement.
+
+    .venv/bin/python bench/digits_pipeline.py --model assets/models/digits-pipeline [--per-digit 10] [--json F]
+
+1. The digit classifier of bench/wavenet_digits.py (a CNN on log-mel, trained on the real training takes 5-49 only)
+   on the real test clips (takes 0-4): how well digits can be told apart at all.
+2. Copy-synthesis: `--copies` test clips per digit (every speaker, takes 0-4, in file order, no selection) re-spoken
+   by the vocoder from their own frames, classified; and the same clips through the tokens (frames -> nearest
+   codebook token -> its centroid frame -> vocoder): what the vocoder makes of the frames a plan gives it.
+3. `--per-digit` pipeline generations per digit at temperature 1, seeds 0 .. per-digit - 1 (no selection),
+   classified; how many planned token sequences equal a training clip's token sequence (the LM must generate,
+   not retrieve).
+4. Held-out bits/sample of the vocoder given the true frames, beside `--baseline` (an unconditioned WaveNet) on the
+   same held-out clips (real audio, no appended silence).
+5. Vocoder speed on one thread (fast path, batch 1), samples/s and x real time.
+6. docs/digits-pipeline-spectrograms.png: per digit a real test clip, its copy-synthesis and a generation.
+The data is read through the data setting (PLAYGROUND_DATA; skipped with a message when absent).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+import engine  # noqa: E402
+from bench.wavenet_digits import FSDD, RATE, features, load_fsdd, predict, train_classifier  # noqa: E402
+from engine.audio import dequantize, read_audio  # noqa: E402
+from engine.features import LogMel  # noqa: E402
+from engine.protocol import Conditioning  # noqa: E402
+from engine.resynthesis import resynthesize  # noqa: E402
+from trainers.data.audio import FSDD_NAME  # noqa: E402
+from trainers.evaluate import evaluate_checkpoint  # noqa: E402
+
+
+def test_clips(per_digit: int) -> dict[int, list[np.ndarray]]:
+    """The first `per_digit` held-out clips (takes 0-4) of each digit, in file order."""
+    out: dict[int, list[np.ndarray]] = {d: [] for d in range(10)}
+    for f in sorted(FSDD.glob("*.wav")):
+        m = FSDD_NAME.match(f.name)
+        if m and int(m.group(3)) < 5 and len(out[int(m.group(1))]) < per_digit:
+            out[int(m.group(1))].append(read_audio(f, RATE)[0])
+    return out
+
+
+def play(model, frames: torch.Tensor, n: int, seed: int) -> np.ndarray:
+    ids = engine.generate_all(model, None, max_new_tokens=n, cond=Conditioning(frames=frames), seed=seed,
+                              batch_size=1, chunk_size=4096)
+    return dequantize(ids[0], model.tokens.vocab_size, model.tokens.quantization).numpy()
+
+
+def classify(clf, norm, waves: list[np.ndarray]) -> torch.Tensor:
+    return predict(clf, norm, torch.tensor(np.stack([features(w) for w in waves])))
+
+
+def training_token_sequences(pipe) -> set[tuple[int, ...]]:
+    features_cfg = pipe.frame_features
+    mel, seqs = LogMel(features_cfg), set()
+    for f in sorted(FSDD.glob("*.wav")):
+        m = FSDD_NAME.match(f.name)
+        if m and int(m.group(3)) >= 5:
+            wave = torch.from_numpy(read_audio(f, RATE)[0])
+            seqs.add(tuple(pipe.codebook.encode(mel(wave))[0].tolist()))
+    return seqs
+
+
+def vocoder_speed(vocoder, seconds: float = 3.0) -> float:
+    torch.set_num_threads(1)
+    frames = torch.rand(1, vocoder.frame_features.n_mels, 2000)
+    n = int(seconds * RATE)
+    t = time.perf_counter()
+    engine.generate_all(vocoder, None, max_new_tokens=n, cond=Conditioning(frames=frames), seed=0,
+                        batch_size=1, chunk_size=2048)
+    return n / (time.perf_counter() - t)
+
+
+def figure(rows: dict[str, dict[int, np.ndarray]], path: Path, title: str) -> None:
+    import librosa
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    fig, axes = plt.subplots(len(rows), 10, figsize=(20, 2.3 * len(rows) + 0.6), sharey=True)
+    for r, (name, waves) in enumerate(rows.items()):
+        for d in range(10):
+            wave = waves[d]
+            S = librosa.amplitude_to_db(np.abs(librosa.stft(wave, n_fft=256, hop_length=64)), ref=1.0, top_db=80)
+            ax = axes[r, d]
+            ax.imshow(S, origin="lower", aspect="auto", cmap="magma", vmin=-80, vmax=S.max(),
+                      extent=[0, len(wave) / RATE, 0, RATE / 2000])
+            ax.set_title(f"{name} '{d}'", fontsize=9)
+            if d == 0:
+                ax.set_ylabel("kHz")
+    fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=70)
+
+
+def main() -> int:
+    p = argparse.ArgumentParser()
+    p.add_argument("--model", default=str(REPO / "assets" / "models" / "digits-pipeline"))
+    p.add_argument("--baseline", default=str(REPO / "assets" / "models" / "wavenet-digits"),
+                   help="an unconditioned WaveNet to compare held-out bits with")
+    p.add_argument("--per-digit", type=int, default=10)
+    p.add_argument("--copies", type=int, default=10, help="held-out clips per digit for copy-synthesis")
+    p.add_argument("--eval-tokens", type=int, default=200_000)
+    p.add_argument("--image", default=str(REPO / "docs" / "digits-pipeline-spectrograms.png"))
+    p.add_argument("--json", default=None)
+    a = p.parse_args()
+    if not FSDD.is_dir():
+        print(f"skipped: {FSDD} is absent (set PLAYGROUND_DATA)")
+        return 0
+    torch.set_num_threads(1)
+    t0 = time.time()
+    out: dict = {"model": a.model}
+    pipe = engine.load_model(a.model).eval()
+    vocoder = pipe.vocoder if pipe.family == "pipeline" else pipe
+
+    data, _ = load_fsdd()
+    clf, norm = train_classifier(data["train"])
+    out["real_test_accuracy"] = float((predict(clf, norm, data["test"][0]) == data["test"][1]).float().mean())
+    print(f"classifier on real test clips: {out['real_test_accuracy']:.1%}  [{time.time() - t0:.0f} s]")
+
+    clips = test_clips(a.copies)
+    mel = LogMel(vocoder.frame_features)
+    copies, through_tokens, digits = [], [], []
+    for d, waves in clips.items():
+        for i, w in enumerate(waves):
+            wave = torch.from_numpy(w)
+            frames = mel(wave)
+            copies.append(play(vocoder, frames, len(w), seed=i))
+            if pipe.family == "pipeline":
+                through_tokens.append(play(vocoder, pipe.codebook.decode(pipe.codebook.encode(frames)), len(w), i))
+            digits.append(d)
+    digits_t = torch.tensor(digits)
+    out["copy_synthesis_accuracy"] = float((classify(clf, norm, copies) == digits_t).float().mean())
+    print(f"copy-synthesis of {len(copies)} held-out clips: {out['copy_synthesis_accuracy']:.1%}  "
+          f"[{time.time() - t0:.0f} s]")
+    if through_tokens:
+        out["token_copy_accuracy"] = float((classify(clf, norm, through_tokens) == digits_t).float().mean())
+        print(f"the same clips through the tokens: {out['token_copy_accuracy']:.1%}")
+
+    shown_gen = {}
+    if pipe.family == "pipeline":
+        train_seqs = training_token_sequences(pipe)
+        gens, labels, exact = [], [], 0
+        t1 = time.time()
+        samples = 0
+        for d in range(10):
+            for seed in range(a.per_digit):
+                codes = pipe.plan_codes(d, temperature=1.0, seed=seed)
+                exact += tuple(codes) in train_seqs
+                ids = engine.generate_all(pipe, None, max_new_tokens=10 ** 6, temperature=1.0, cond=d, seed=seed)
+                wave = dequantize(ids[0], pipe.tokens.vocab_size, pipe.tokens.quantization).numpy()
+                samples += len(wave)
+                gens.append(wave)
+                labels.append(d)
+                shown_gen.setdefault(d, wave)
+        pred = classify(clf, norm, gens)
+        lab = torch.tensor(labels)
+        out["generated_accuracy"] = float((pred == lab).float().mean())
+        out["generated_per_digit"] = {d: float((pred[lab == d] == d).float().mean()) for d in range(10)}
+        out["generated_exact_copies"] = exact
+        out["generated_count"] = len(gens)
+        out["generation_x_real_time"] = samples / RATE / (time.time() - t1)
+        print(f"classifier on {len(gens)} generations (T=1, seeds 0-{a.per_digit - 1}): "
+              f"{out['generated_accuracy']:.1%}; per digit "
+              + " ".join(f"{d}:{v:.0%}" for d, v in out["generated_per_digit"].items())
+              + f"; exact copies of a training token sequence: {exact}/{len(gens)}; "
+              f"{out['generation_x_real_time']:.1f}x real time  [{time.time() - t0:.0f} s]")
+
+    for name, path in (("vocoder", a.model), ("baseline", a.baseline)):
+        res = evaluate_checkpoint(path, FSDD, "val", max_tokens=a.eval_tokens, trailing_silence=0.0)
+        out[f"{name}_heldout_bits"] = res.bits
+        print(f"held-out bits/sample, {name} ({path}): {res.bits:.4f} over {res.tokens} samples")
+    out["vocoder_samples_per_s"] = vocoder_speed(vocoder)
+    print(f"vocoder, one thread, fast path: {out['vocoder_samples_per_s']:,.0f} samples/s = "
+          f"{out['vocoder_samples_per_s'] / RATE:.1f}x real time at 8 kHz")
+
+    rows = {"real": {d: clips[d][0] for d in range(10)}, "copy": {d: copies[d * a.copies] for d in range(10)}}
+    if shown_gen:
+        rows["generated"] = shown_gen
+    figure(rows, Path(a.image), "FSDD held-out clips (first of each digit), their copy-synthesis by the vocoder, "
+                                "and a pipeline generation (temperature 1, seed 0)")
+    if a.json:
+        Path(a.json).write_text(json.dumps(out, indent=2))
+    print(f"image: {a.image}; total {time.time() - t0:.0f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
