@@ -75,3 +75,12 @@ def test_a_pipeline_needs_a_codebook_of_its_vocoders_frames(tmp_path, parts, cap
     assert cli.main(["pipeline", "--lm", str(voc), "--vocoder", str(tmp_path / "other"), "--codebook",
                      str(tmp_path / "cb"), "--out", str(tmp_path / "pipe")]) == 2
     assert "are not" in capsys.readouterr().err
+
+
+def test_the_pipeline_family_is_composed_not_trained(tmp_path, parts):
+    from trainers.data import DataError
+    from trainers.data.kinds import check_fits, fitting_families
+    clips, _ = parts
+    assert "pipeline" not in fitting_families("audio") and "wavenet" in fitting_families("audio")
+    with pytest.raises(DataError, match="python -m trainers pipeline"):
+        check_fits("pipeline", "audio", clips)

@@ -8,6 +8,7 @@ from functools import lru_cache
 from pathlib import Path
 
 from engine import registry
+from engine.errors import UserError
 
 from .base import DataError
 
@@ -18,14 +19,21 @@ DESCRIBE = {"audio": "an audio folder", "text": "a text corpus", "names": "a nam
 
 
 @lru_cache(maxsize=None)
-def family_traits(family: str) -> tuple[str, bool]:
-    """(token kind "audio" | "text", whether it rewrites a source: seq2seq) of a family's default model."""
-    model = registry.build_model(family)
+def family_traits(family: str) -> tuple[str, bool] | None:
+    """(token kind "audio" | "text", whether it rewrites a source: seq2seq) of a family's default model; None for
+    a family that is composed of trained parts rather than trained itself (a pipeline: trainers pipeline)."""
+    try:
+        model = registry.build_model(family)
+    except UserError:
+        return None
     return model.tokens.kind, hasattr(model, "encode")
 
 
 def fits(family: str, data_kind: str) -> bool:
-    kind, rewrites = family_traits(family)
+    traits = family_traits(family)
+    if traits is None:
+        return False
+    kind, rewrites = traits
     if data_kind == "audio":
         return kind == "audio"
     if data_kind == "pairs":
@@ -51,6 +59,9 @@ def check_fits(family: str, data_kind: str, path: str | Path) -> None:
     """Refuse data whose kind the family does not take, naming the families that fit."""
     if data_kind not in DESCRIBE or fits(family, data_kind):
         return  # an unknown kind is load_dataset's to refuse
+    if family_traits(family) is None:
+        raise DataError(f"{family} is not trained directly: train its parts, then compose them "
+                        "(python -m trainers pipeline; docs/TRAINING.md)")
     kind, rewrites = family_traits(family)
     what = "an audio" if kind == "audio" else ("a sequence-to-sequence" if rewrites else "a text")
     found = fitting_families(data_kind)
