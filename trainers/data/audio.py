@@ -24,13 +24,12 @@ from pathlib import Path
 
 import torch
 
-from engine.audio import AudioError, quantize, read_audio
+from engine.audio import AUDIO_SUFFIXES, AudioError, quantize, read_audio
 from engine.features import LogMel, LogMelConfig
 
 from .base import DataError, SequenceDataset
 
 log = logging.getLogger("trainers.data")
-AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".mp3", ".aiff", ".aif")
 FSDD_NAME = re.compile(r"^(\d)_([A-Za-z]+)_(\d+)\.wav$")
 SPLIT_RULES = ("auto", "fsdd", "fraction", "tail")
 LABEL_RULES = ("none", "prefix", "folder")
