@@ -447,8 +447,8 @@ class App:
             stop = gr.Button("Stop", variant="stop")
         status = gr.Markdown(elem_id="speed-status")
         # a matplotlib figure, not gr.LinePlot: that has no log axis, and its ticks fall between layers
-        plot = gr.Plot(label="Time per sample vs layers per block (log scale)", elem_id="speed-plot",
-                       format="png")
+        plot = gr.Plot(label="Time per sample vs layers per block (log scale)", show_label=False,
+                       elem_id="speed-plot", format="png")  # the figure has its own title
         self.speed_plot = plot
         table = gr.Dataframe(headers=speed.TABLE_HEADERS, interactive=False, elem_id="speed-table")
         run.click(self.on_speed, [lo, hi, n], [plot, table, status], api_name="speed",
