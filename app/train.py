@@ -502,6 +502,12 @@ def cancel_job(manager: JobManager, job_id: str | None) -> Job:
 def resume_job(manager: JobManager, job_id: str | None, minutes, limits: Limits) -> Job:
     if not job_id:
         raise UserError("Pick a job to resume.")
+    try:
+        job = manager.get(job_id)
+    except JobError as e:
+        raise UserError(str(e)) from None
+    if job.state in ("queued", "running"):  # not "the job limit is reached": this job is the one running
+        raise UserError(f"{job.id} is already {job.state}; nothing to resume.")
     if len(active_jobs(manager)) >= limits.max_jobs:
         raise UserError(f"The limit of {limits.max_jobs} running or queued job(s) is reached; stop one first.")
     try:

@@ -414,3 +414,15 @@ def test_the_dates_model_says_what_kind_of_date_it_reads(ui):
     with pytest.raises(UserError) as e:
         list(generate.run(generate.GenerateRequest(path, "  ", tokens=5), app.cache, app.limits))
     assert "in words" not in str(e.value) and "month as a word" in str(e.value)
+
+
+def test_resuming_a_running_job_says_it_is_running_not_that_the_limit_is_reached(tmp_path):
+    from app import train
+    from app.errors import UserError
+    from trainers.jobs import JobManager
+    root = tmp_path / "runs"
+    make_job(root, "a-running", 1.0, state="running", step=3, total=10)
+    m = JobManager(root)
+    m._refresh = lambda folder: "running"
+    with pytest.raises(UserError, match="a-running is already running; nothing to resume"):
+        train.resume_job(m, "a-running", 1, Limits())
