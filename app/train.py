@@ -33,7 +33,7 @@ except ImportError:  # an older trainers package: the app's own token-kind check
 from .errors import UserError
 from .limits import Limits
 
-AUDIO_EXT = (".wav", ".flac", ".ogg", ".mp3", ".aiff", ".aif", ".au")
+AUDIO_EXT = engine.audio.AUDIO_SUFFIXES  # the one set the trainer reads too
 TEXT_EXT = (".txt", ".tsv", ".text", ".csv", ".md")
 DATA_KINDS = {  # label in the UI -> trainers' data_kind
     "Detect from the files": "auto",

@@ -426,3 +426,9 @@ def test_resuming_a_running_job_says_it_is_running_not_that_the_limit_is_reached
     m._refresh = lambda folder: "running"
     with pytest.raises(UserError, match="a-running is already running; nothing to resume"):
         train.resume_job(m, "a-running", 1, Limits())
+
+
+def test_the_train_tab_offers_the_audio_suffixes_the_trainer_reads():
+    import engine
+    from app import train
+    assert train.AUDIO_EXT == engine.audio.AUDIO_SUFFIXES and ".au" in train.AUDIO_EXT
