@@ -89,13 +89,15 @@ def resolve(path: str | None) -> engine.ModelInfo:
 
 
 def class_labels(info: engine.ModelInfo) -> list[str]:
-    """Names of the classes a globally conditioned model takes (digits for the digits demo); [] if none."""
-    n = int(info.meta.get("config", {}).get("global_cond_classes", 0) or 0)
+    """Names of the classes a class-conditioned model takes (digits for the digits demo; a pipeline's class is its
+    LM's first token); [] if none."""
+    config = info.meta.get("config", {}) or {}
+    n = int((config.get("n_classes") if info.family == "pipeline" else config.get("global_cond_classes")) or 0)
     if n <= 0:
         return []
     training = info.meta.get("training", {}) or {}
     for key in ("label_names", "classes", "class_names", "cond_labels"):
-        names = training.get(key)
+        names = training.get(key) or (config.get(key) if key == "class_names" else None)
         if isinstance(names, (list, tuple)) and len(names) == n:
             return [str(x) for x in names]
     return [str(i) for i in range(n)]
@@ -127,6 +129,12 @@ def describe(info: engine.ModelInfo) -> str:
     training = meta.get("training", {}) or {}
     lines = [f"**{info.name}**: a `{info.family}` {info.kind} model"
              + (" that ships with the app" if info.shipped else " you trained")]
+    config = meta.get("config", {}) or {}
+    if info.family == "pipeline":
+        lines.append(f"two stages: a {config.get('lm_family')} LM plans {config.get('codebook_size')} kinds of frame "
+                     f"token, a {config.get('vocoder_family')} vocoder plays them; an audio prompt is continued")
+    elif config.get("local_cond_channels"):
+        lines.append("a vocoder: it re-speaks an uploaded or recorded clip from the clip's own log-mel frames")
     if info.kind == "audio" and tokens.get("sample_rate"):
         lines.append(f"audio at {tokens['sample_rate']} Hz, {tokens.get('quantization', '?')} "
                      f"{tokens.get('vocab_size', '?')} levels")

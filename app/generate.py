@@ -24,6 +24,8 @@ import numpy as np
 import torch
 
 import engine
+from engine import resynthesis
+from engine.protocol import Conditioning
 
 from . import catalog
 from .errors import UserError
@@ -211,6 +213,20 @@ def prepare(req: GenerateRequest, cache: catalog.ModelCache, limits: Limits, war
             raise UserError(f"Hidden-state averaging must be from 0 to 1, got {averaging:g}")
         decode_options["influence"] = averaging
     seed_text = ""
+    if hasattr(model, "generate_stream") and batch > 1:
+        warn(f"{info.name} makes one clip at a time, so it makes one variation.")
+        batch = 1
+    if model.frame_features is not None and not hasattr(model, "generate_stream"):  # a vocoder: copy-synthesis
+        if not req.prompt_audio:
+            raise UserError(f"{info.name} is a vocoder: it re-speaks a clip from the clip's own frames. Upload or "
+                            "record one as the audio prompt.")
+        ids = audio_prompt(req.prompt_audio, tokens, limits, warn)
+        wave = engine.audio.dequantize(ids, tokens.vocab_size, tokens.quantization)
+        if batch > 1 or abs(len(wave) / tokens.sample_rate - length) > 0.05:
+            warn(f"{info.name} re-speaks the {len(wave) / tokens.sample_rate:.1f} s clip once (the length and "
+                 "variations settings do not apply).")
+        frames = resynthesis.clip_frames(model, wave)
+        return Prepared(info, model, None, Conditioning(frames=frames), len(wave), sampling, seed, 1, "", 1, {})
     if tokens.kind == "audio":
         max_new = max(1, round(length * tokens.sample_rate))
         # the seed text box is hidden for audio models but keeps its value: it is ignored without a word

@@ -40,7 +40,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     prompt.add_argument("--prompt-audio", help="audio file to continue (any rate/format libsndfile reads; its last "
                         f"{audio.PROMPT_SECONDS:g} s are used)")
     prompt.add_argument("--prompt-text", help="seed text to continue")
-    prompt.add_argument("--source", help="text for a sequence-to-sequence model to rewrite (e.g. a date in words)")
+    prompt.add_argument("--source", help="text for a sequence-to-sequence model to rewrite (e.g. \"3 March 2021\")")
     prompt.add_argument("--resynth", metavar="CLIP",
                         help="copy-synthesis: a vocoder re-speaks this clip from the clip's own log-mel frames")
     length = p.add_mutually_exclusive_group()
