@@ -57,11 +57,11 @@ def choices() -> list[tuple[str, str]]:
     return [(label(i), value_of(i)) for i in list_infos()]
 
 
-DEFAULT_MODEL = "wavenet-digits"  # the demo a new user should hear first: it streams faster than real time
+DEFAULT_MODEL = "digits-pipeline"  # the best-sounding audio demo (docs/BENCHMARKS.md): a new user hears it first
 
 
 def default_choice(values: list[tuple[str, str]]) -> str | None:
-    """PLAYGROUND_DEFAULT_MODEL (a folder name; the WaveNet digits demo unless set) if it is listed, else the
+    """PLAYGROUND_DEFAULT_MODEL (a folder name; the digits pipeline unless set) if it is listed, else the
     first in the list (see list_infos for the order), so a new user hears something with one click."""
     want = os.environ.get("PLAYGROUND_DEFAULT_MODEL", DEFAULT_MODEL)
     for _, value in values:

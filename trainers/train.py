@@ -179,7 +179,14 @@ def load_run_config(out: str | Path) -> TrainConfig:
     data = runfiles.read_json(Path(out) / runfiles.RUN_FILE)
     if not data:
         raise TrainError(f"nothing to resume in {out}: {runfiles.RUN_FILE} is missing")
-    return TrainConfig.from_dict(data)
+    cfg = TrainConfig.from_dict(data)
+    prefix = "$PLAYGROUND_DATA/"  # a run folder that travels (a committed checkpoint) names public data this way
+    if cfg.data.startswith(prefix):
+        root = data_root()
+        if root is None:
+            raise TrainError(f"{out} trains on {cfg.data}: set PLAYGROUND_DATA to the public datasets' folder")
+        cfg.data = str(root / cfg.data[len(prefix):])
+    return cfg
 
 
 def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> dict:

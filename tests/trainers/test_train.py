@@ -193,3 +193,19 @@ def test_fitting_families_follow_the_data_kind():
     assert fitting_families("text")[0] == "bytenet" and set(fitting_families("text")) == {"bytenet", "rnn",
                                                                                          "hierarchical"}
     assert default_family_for("names") == "hierarchical" and default_family_for("pairs") == "seq2seq"
+
+
+def test_a_run_folder_that_names_public_data_by_the_setting_resumes(tmp_path, text, monkeypatch):
+    import json as _json
+    kw = dict(max_steps=2, eval_every=2, checkpoint_every=2)
+    train(_cfg(tmp_path, text, **kw), progress=False)
+    run = tmp_path / "run"
+    meta = _json.loads((run / "run.json").read_text())
+    meta["data"] = "$PLAYGROUND_DATA/text.txt"
+    (run / "run.json").write_text(_json.dumps(meta))
+    monkeypatch.setenv("PLAYGROUND_DATA", str(tmp_path))
+    from trainers.train import load_run_config
+    cfg = load_run_config(run)
+    assert cfg.data == str(tmp_path / "text.txt")
+    cfg.max_steps = 4
+    assert train(cfg, resume=True, progress=False)["steps"] == 4
