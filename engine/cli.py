@@ -154,7 +154,7 @@ def _cond(args, model):
         if args.cond is not None:
             raise UserError("--cond is for class-conditioned models; a sequence-to-sequence model takes --source")
         return args.source
-    classes = int(getattr(model.config, "global_cond_classes", 0) or 0)
+    classes = model.num_classes
     name = Path(args.model).name
     if not classes:
         if args.cond is not None:
@@ -178,7 +178,7 @@ def run(args: argparse.Namespace) -> None:
     spec = model.tokens
     if args.out and spec.kind == "audio" and Path(args.out).suffix.lower() != ".wav":
         raise UserError(f"--out for an audio model must end in .wav, got {args.out}")
-    if args.resynth is not None or model.frame_features is not None:
+    if args.resynth is not None or (model.frame_features is not None and not hasattr(model, "generate_stream")):
         _resynth(args, model, sampling)
         return
     n = _new_tokens(args, model)

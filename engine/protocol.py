@@ -119,6 +119,11 @@ class AutoregressiveModel(nn.Module):
         return TrainingOutput(self(x, cond))
 
     @property
+    def num_classes(self) -> int:
+        """Classes the model is conditioned on (`cond` = a class id); 0 when it takes none."""
+        return int(getattr(self.config, "global_cond_classes", 0) or 0)
+
+    @property
     def frame_features(self) -> Any:
         """The engine.features.LogMelConfig of a model conditioned on feature frames (a vocoder), else None."""
         return None

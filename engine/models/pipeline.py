@@ -121,6 +121,10 @@ class Pipeline(AutoregressiveModel):
         return self.vocoder.frame_context
 
     @property
+    def num_classes(self) -> int:
+        return self.config.n_classes  # the LM's prefix tokens
+
+    @property
     def decode_options(self) -> dict[str, Any]:
         return {"vocoder_temperature": 1.0}
 

@@ -107,3 +107,17 @@ def test_plan_codes_are_the_tokens_behind_a_generation():
     clip = _all(model, max_new_tokens=20_000, cond=1, seed=4)
     assert clip.shape[1] == len(codes) * 20  # every planned frame played, no more
     assert codes != model.plan_codes(1, seed=5)
+
+
+def test_the_cli_says_the_class_and_refuses_none(tmp_path, capsys):
+    import soundfile as sf
+    from engine import cli
+    engine.save_model(tiny_pipeline(), tmp_path / "p")
+    out = tmp_path / "o.wav"
+    assert cli.main(["--model", str(tmp_path / "p"), "--cond", "2", "--seed", "1", "--seconds", "1",
+                     "--out", str(out)]) == 0
+    wave, rate = sf.read(str(out))
+    assert rate == 8000 and 0 < len(wave) <= 8000
+    capsys.readouterr()
+    assert cli.main(["--model", str(tmp_path / "p"), "--seconds", "1"]) == 2
+    assert "pick one of the class ids 0..2" in capsys.readouterr().err
