@@ -41,6 +41,7 @@ def test_generate_text_and_audio_in_chromium(tmp_path):
     with serve_app(home, {"PLAYGROUND_TEXT_TOKENS": "3000"}) as url, sync_api.sync_playwright() as p:
         browser = p.chromium.launch(executable_path=chromium_path(), headless=True, args=CHROMIUM_ARGS)
         page = browser.new_page(viewport={"width": 1300, "height": 1000})
+        page.set_default_timeout(90000)  # a loaded 2-core machine can take long to show a component
         errors = []
         page.on("pageerror", lambda e: errors.append(str(e)))
         page.goto(url)
@@ -83,6 +84,7 @@ def test_seed_box_stays_empty_and_shows_each_runs_seed(tmp_path):
     with serve_app(home) as url, sync_api.sync_playwright() as p:
         browser = p.chromium.launch(executable_path=chromium_path(), headless=True, args=CHROMIUM_ARGS)
         page = browser.new_page(viewport={"width": 1300, "height": 1000})
+        page.set_default_timeout(90000)  # a loaded 2-core machine can take long to show a component
         page.goto(url)
         page.wait_for_selector("#generate-btn", timeout=60000)
         pick_model(page, "browser-text")
@@ -122,6 +124,7 @@ def test_a_training_job_from_the_train_tab_shows_and_plays_its_samples(tmp_path)
     with serve_app(home) as url, sync_api.sync_playwright() as p:
         browser = p.chromium.launch(executable_path=chromium_path(), headless=True, args=CHROMIUM_ARGS)
         page = browser.new_page(viewport={"width": 1400, "height": 1100})
+        page.set_default_timeout(90000)  # a loaded 2-core machine can take long to show a component
         errors = []
         page.on("pageerror", lambda e: errors.append(str(e)))
         page.goto(url)
