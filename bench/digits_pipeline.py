@@ -31,11 +31,11 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 import engine  # noqa: E402
+from bench.spectrograms import spectrogram_grid  # noqa: E402
 from bench.wavenet_digits import FSDD, RATE, features, load_fsdd, predict, train_classifier  # noqa: E402
 from engine.audio import dequantize, read_audio  # noqa: E402
 from engine.features import LogMel  # noqa: E402
 from engine.protocol import Conditioning  # noqa: E402
-from engine.resynthesis import resynthesize  # noqa: E402
 from trainers.data.audio import FSDD_NAME  # noqa: E402
 from trainers.evaluate import evaluate_checkpoint  # noqa: E402
 
@@ -79,27 +79,6 @@ def vocoder_speed(vocoder, seconds: float = 3.0) -> float:
     engine.generate_all(vocoder, None, max_new_tokens=n, cond=Conditioning(frames=frames), seed=0,
                         batch_size=1, chunk_size=2048)
     return n / (time.perf_counter() - t)
-
-
-def figure(rows: dict[str, dict[int, np.ndarray]], path: Path, title: str) -> None:
-    import librosa
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    fig, axes = plt.subplots(len(rows), 10, figsize=(20, 2.3 * len(rows) + 0.6), sharey=True)
-    for r, (name, waves) in enumerate(rows.items()):
-        for d in range(10):
-            wave = waves[d]
-            S = librosa.amplitude_to_db(np.abs(librosa.stft(wave, n_fft=256, hop_length=64)), ref=1.0, top_db=80)
-            ax = axes[r, d]
-            ax.imshow(S, origin="lower", aspect="auto", cmap="magma", vmin=-80, vmax=S.max(),
-                      extent=[0, len(wave) / RATE, 0, RATE / 2000])
-            ax.set_title(f"{name} '{d}'", fontsize=9)
-            if d == 0:
-                ax.set_ylabel("kHz")
-    fig.suptitle(title)
-    fig.tight_layout()
-    fig.savefig(path, dpi=70)
 
 
 def main() -> int:
@@ -186,8 +165,8 @@ def main() -> int:
     rows = {"real": {d: clips[d][0] for d in range(10)}, "copy": {d: copies[d * a.copies] for d in range(10)}}
     if shown_gen:
         rows["generated"] = shown_gen
-    figure(rows, Path(a.image), "FSDD held-out clips (first of each digit), their copy-synthesis by the vocoder, "
-                                "and a pipeline generation (temperature 1, seed 0)")
+    spectrogram_grid(rows, a.image, "FSDD held-out clips (first of each digit), their copy-synthesis by the vocoder, "
+                                    "and a pipeline generation (temperature 1, seed 0)", RATE)
     if a.json:
         Path(a.json).write_text(json.dumps(out, indent=2))
     print(f"image: {a.image}; total {time.time() - t0:.0f} s")

@@ -29,6 +29,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 import engine  # noqa: E402
+from bench.spectrograms import spectrogram_grid  # noqa: E402
 from engine.audio import dequantize, read_audio  # noqa: E402
 from engine.paths import data_path  # noqa: E402
 from trainers.data.audio import FSDD_NAME  # noqa: E402
@@ -106,27 +107,6 @@ def predict(model: nn.Module, norm: tuple[float, float], x: torch.Tensor) -> tor
     return model((x - norm[0]) / norm[1]).argmax(-1)
 
 
-def spectrogram_figure(real: dict[int, np.ndarray], fake: dict[int, np.ndarray], path: Path) -> None:
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    fig, axes = plt.subplots(2, 10, figsize=(20, 4.6), sharey=True)
-    for d in range(10):
-        for row, (name, wave) in enumerate((("real", real[d]), ("generated", fake[d]))):
-            S = librosa.amplitude_to_db(np.abs(librosa.stft(wave, n_fft=256, hop_length=64)), ref=1.0, top_db=80)
-            ax = axes[row, d]
-            ax.imshow(S, origin="lower", aspect="auto", cmap="magma", vmin=-80, vmax=S.max(),
-                      extent=[0, len(wave) / RATE, 0, RATE / 2000])
-            ax.set_title(f"{name} '{d}'", fontsize=9)
-            if d == 0:
-                ax.set_ylabel("kHz")
-            ax.set_xlabel("s", fontsize=8)
-    fig.suptitle("FSDD test clips (speaker jackson, take 0) above; WaveNet generations conditioned on the digit "
-                 "below (temperature 1, seed 0)")
-    fig.tight_layout()
-    fig.savefig(path, dpi=80)
-
-
 def main() -> int:
     p = argparse.ArgumentParser()
     p.add_argument("--model", default=str(REPO / "assets" / "models" / "wavenet-digits"))
@@ -181,7 +161,9 @@ def main() -> int:
               f"  [generation {gen_s:.0f} s]")
     waves = shown
     results.update(per_digit=a.per_digit, seconds=a.seconds)
-    spectrogram_figure(real_waves, {d: waves[d * a.per_digit] for d in range(10)}, Path(a.image))
+    spectrogram_grid({"real": real_waves, "generated": {d: waves[d * a.per_digit] for d in range(10)}}, a.image,
+                     "FSDD test clips (speaker jackson, take 0) above; WaveNet generations conditioned on the digit "
+                     "below (temperature 1, seed 0)", RATE)
     if a.json:
         Path(a.json).write_text(json.dumps(results, indent=2))
     for d in range(10):  # a few generations to listen to (not committed)
