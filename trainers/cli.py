@@ -55,6 +55,9 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--data-kind", choices=KINDS)
     t.add_argument("--codebook", metavar="FOLDER",
                    help="train a token language model on the audio folder's frame tokens (python -m trainers codebook)")
+    t.add_argument("--frames-codebook", metavar="FOLDER",
+                   help="train a vocoder on its frames passed through this codebook's tokens (what a pipeline "
+                        "gives it) instead of the real frames")
     t.add_argument("--split", choices=SPLIT_RULES, help="audio held-out rule")
     t.add_argument("--labels", choices=LABEL_RULES, help="audio class labels for global conditioning")
     t.add_argument("--device", help="auto | cpu | cuda | cuda:N")
@@ -114,7 +117,7 @@ def config_from_args(a: argparse.Namespace) -> TrainConfig:
         cfg = TrainConfig(**{**preset.train, "family": a.family, "data": a.data, "out": str(out),
                              "preset": preset.name, "model": dict(preset.model)})
     for name in ("minutes", "max_steps", "batch_size", "seq_len", "lr", "data_kind", "split", "labels", "device",
-                 "threads", "seed", "codebook"):
+                 "threads", "seed", "codebook", "frames_codebook"):
         value = getattr(a, name, None)
         if value is not None:
             setattr(cfg, name, value)

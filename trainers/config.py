@@ -27,6 +27,8 @@ class TrainConfig:
     trailing_silence: float = 0.0  # seconds of silence appended to every audio clip (teaches the model to stop)
     codebook: str | None = None  # a frame-token codebook folder (trainers codebook): the audio folder's clips
     # become token sequences [start, class, tokens..., end] for a token language model (trainers/data/tokens.py)
+    frames_codebook: str | None = None  # a vocoder trains on the frames a pipeline will give it: each real frame
+    # replaced by its nearest centroid in this codebook folder (trainers/data/tokens.decoded_frames)
     # optimization
     batch_size: int = 16
     seq_len: int = 256  # scored positions per window; windows add receptive_field - 1 tokens of context

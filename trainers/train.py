@@ -42,7 +42,7 @@ from . import distributed, runfiles, schedule, state as ckpt
 from .config import TrainConfig
 from .data import DataError, SequenceDataset, StreamSampler, detect_kind, fit_alphabet, load_dataset
 from .data.kinds import check_fits
-from .data.tokens import token_sequences
+from .data.tokens import decoded_frames, token_sequences
 from .distill import DistillError, check_distillable, distillation_loss, load_teachers
 from .evaluate import evaluate
 from .losses import detach_state, next_token_loss
@@ -99,6 +99,11 @@ def build(cfg: TrainConfig) -> tuple[Any, SequenceDataset]:
     check_fits(cfg.family, detect_kind(cfg.data) if cfg.data_kind == "auto" else cfg.data_kind, cfg.data)
     data = load_dataset(cfg.data, probe.tokens, cfg.data_kind, cfg.split, cfg.labels, cfg.val_fraction,
                         cfg.trailing_silence, features=probe.frame_features, frame_margin=probe.frame_context)
+    if cfg.frames_codebook:
+        if not data.frames:
+            raise TrainError(f"frames_codebook is for a vocoder (a model conditioned on frames); this {cfg.family} "
+                             "takes none")
+        data.frames = decoded_frames(data.frames, cfg.frames_codebook, probe.frame_features)
     fields = {f.name for f in dataclasses.fields(registry.config_class(cfg.family))}
     if data.labels:
         if "global_cond_classes" not in fields:

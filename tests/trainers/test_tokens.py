@@ -1,13 +1,17 @@
 """The pipeline recipe through trainers: a codebook of a vocoder's frames, a token LM on them, one composed model."""
+import json
+
 import numpy as np
 import pytest
 import soundfile as sf
 import torch
 
 import engine
+from engine.features import LogMelConfig
 from engine.frame_tokens import TokenLayout, load_codebook
 from trainers import cli
 from trainers.config import TrainConfig
+from trainers.data import DataError
 from trainers.data.tokens import token_sequences
 from trainers.train import train
 
@@ -84,3 +88,38 @@ def test_the_pipeline_family_is_composed_not_trained(tmp_path, parts):
     assert "pipeline" not in fitting_families("audio") and "wavenet" in fitting_families("audio")
     with pytest.raises(DataError, match="python -m trainers pipeline"):
         check_fits("pipeline", "audio", clips)
+
+
+def test_a_vocoder_can_train_on_the_frames_its_tokens_decode_to(tmp_path, parts, capsys):
+    """--frames-codebook: every training and held-out frame is its nearest centroid, exactly what a pipeline's
+    plan gives the vocoder; a codebook of another front end or a model without frames is one clear message."""
+    from trainers.data.audio import audio_folder
+    from trainers.data.tokens import decoded_frames
+    clips, voc = parts
+    assert cli.main(["codebook", "--data", str(clips), "--vocoder", str(voc), "--size", "4", "--out",
+                     str(tmp_path / "cb")]) == 0
+    codebook, features, _ = load_codebook(tmp_path / "cb")
+    real = audio_folder(clips, 8000, n_classes=64, features=features).frames
+    decoded = decoded_frames(real, tmp_path / "cb", features)
+    for part in ("train", "val"):
+        for r, d in zip(real[part], decoded[part]):
+            assert d.shape == r.shape and not torch.equal(d, r)
+            assert torch.equal(d, codebook.decode(codebook.encode(r)))
+            distinct = {tuple(col.tolist()) for col in d.T}
+            assert distinct <= {tuple(c.tolist()) for c in codebook.decode(torch.arange(4)).T}
+
+    out = tmp_path / "run"
+    model = json.loads((voc / "config.json").read_text())["config"]
+    summary = train(TrainConfig(family="wavenet", data=str(clips), out=str(out), model=model,
+                                frames_codebook=str(tmp_path / "cb"), batch_size=2, seq_len=64, max_steps=4,
+                                eval_every=4, checkpoint_every=4, device="cpu", samples=False), progress=False)
+    assert np.isfinite(summary["val_loss"])
+    assert json.loads((out / "run.json").read_text())["frames_codebook"] == str(tmp_path / "cb")
+
+    with pytest.raises(DataError, match="reads frames"):
+        decoded_frames(real, tmp_path / "cb", LogMelConfig(**dict(FEATURES, n_mels=16)))
+    capsys.readouterr()
+    assert cli.main(["train", "--family", "wavenet", "--data", str(clips), "--out", str(tmp_path / "plain"),
+                     "--frames-codebook", str(tmp_path / "cb"), "--max-steps", "2", "--no-progress",
+                     "--no-samples", "--set", "blocks=1", "--set", "layers_per_block=2"]) == 2
+    assert "frames_codebook is for a vocoder" in capsys.readouterr().err

@@ -10,11 +10,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import torch
+
 from engine.features import LogMelConfig
-from engine.frame_tokens import FrameCodebook, TokenLayout
+from engine.frame_tokens import FrameCodebook, TokenLayout, load_codebook
 
 from .audio import audio_folder
-from .base import SequenceDataset
+from .base import DataError, SequenceDataset
 
 
 def token_sequences(folder: str | Path, codebook: FrameCodebook, features: LogMelConfig, split: str = "auto",
@@ -27,3 +29,13 @@ def token_sequences(folder: str | Path, codebook: FrameCodebook, features: LogMe
     return SequenceDataset(seqs, label_names=clips.label_names, pad_id=layout.end_id, kind="tokens",
                            weighting="uniform", description=clips.description.replace("audio folder",
                                                                                        "frame tokens of"))
+
+
+def decoded_frames(frames: dict[str, list[torch.Tensor]], codebook_folder: str | Path,
+                   features: LogMelConfig) -> dict[str, list[torch.Tensor]]:
+    """Each clip's frames [C, F] replaced by the centroids of their nearest tokens: what a pipeline's vocoder is
+    given at generation time, so a vocoder trained on these learns the frames it will really hear."""
+    codebook, book_features, _ = load_codebook(codebook_folder)
+    if book_features != features:
+        raise DataError(f"the codebook {codebook_folder} reads frames {book_features}, the vocoder makes {features}")
+    return {part: [codebook.decode(codebook.encode(f)) for f in clips] for part, clips in frames.items()}
