@@ -14,6 +14,9 @@
    same held-out clips (real audio, no appended silence).
 5. Vocoder speed on one thread (fast path, batch 1), samples/s and x real time.
 6. docs/digits-pipeline-spectrograms.png: per digit a real test clip, its copy-synthesis and a generation.
+`--vocoder CKPT` judges another vocoder in the pipeline's place (e.g. one trained on decoded frames), and
+`--vocoder-temperature T` samples the vocoder at T (default: the pipeline's own).  Exact copies are counted
+against every training take at 4 frame phases (the token LM recipe's token_shifts).
 The data is read through the data setting (PLAYGROUND_DATA; skipped with a message when absent).
 """
 from __future__ import annotations
@@ -50,9 +53,9 @@ def test_clips(per_digit: int) -> dict[int, list[np.ndarray]]:
     return out
 
 
-def play(model, frames: torch.Tensor, n: int, seed: int) -> np.ndarray:
+def play(model, frames: torch.Tensor, n: int, seed: int, temperature: float = 1.0) -> np.ndarray:
     ids = engine.generate_all(model, None, max_new_tokens=n, cond=Conditioning(frames=frames), seed=seed,
-                              batch_size=1, chunk_size=4096)
+                              batch_size=1, chunk_size=4096, temperature=temperature)
     return dequantize(ids[0], model.tokens.vocab_size, model.tokens.quantization).numpy()
 
 
@@ -60,14 +63,17 @@ def classify(clf, norm, waves: list[np.ndarray]) -> torch.Tensor:
     return predict(clf, norm, torch.tensor(np.stack([features(w) for w in waves])))
 
 
-def training_token_sequences(pipe) -> set[tuple[int, ...]]:
+def training_token_sequences(pipe, phases: int = 4) -> set[tuple[int, ...]]:
+    """Every training take's token sequence at `phases` frame phases (the LM recipe's token_shifts: the sequences
+    the LM was trained on)."""
     features_cfg = pipe.frame_features
     mel, seqs = LogMel(features_cfg), set()
     for f in sorted(FSDD.glob("*.wav")):
         m = FSDD_NAME.match(f.name)
         if m and int(m.group(3)) >= 5:
             wave = torch.from_numpy(read_audio(f, RATE)[0])
-            seqs.add(tuple(pipe.codebook.encode(mel(wave))[0].tolist()))
+            for k in range(phases):
+                seqs.add(tuple(pipe.codebook.encode(mel(wave[k * features_cfg.hop // phases:]))[0].tolist()))
     return seqs
 
 
@@ -91,6 +97,10 @@ def main() -> int:
     p.add_argument("--eval-tokens", type=int, default=200_000)
     p.add_argument("--image", default=str(REPO / "docs" / "digits-pipeline-spectrograms.png"))
     p.add_argument("--json", default=None)
+    p.add_argument("--vocoder", default=None,
+                   help="judge with this vocoder checkpoint in place of the pipeline's own (same frames)")
+    p.add_argument("--vocoder-temperature", type=float, default=None,
+                   help="the vocoder's sampling temperature (default: the pipeline's own vocoder_temperature)")
     a = p.parse_args()
     if not FSDD.is_dir():
         print(f"skipped: {FSDD} is absent (set PLAYGROUND_DATA)")
@@ -99,7 +109,18 @@ def main() -> int:
     t0 = time.time()
     out: dict = {"model": a.model}
     pipe = engine.load_model(a.model).eval()
+    if a.vocoder:
+        replacement = engine.load_model(a.vocoder).eval()
+        if pipe.family == "pipeline":
+            pipe.vocoder.load_state_dict(replacement.vocoder.state_dict() if replacement.family == "pipeline"
+                                         else replacement.state_dict())
+        else:
+            pipe = replacement
     vocoder = pipe.vocoder if pipe.family == "pipeline" else pipe
+    vtemp = a.vocoder_temperature
+    if vtemp is None:
+        vtemp = pipe.decode_options.get("vocoder_temperature", 1.0) if pipe.family == "pipeline" else 1.0
+    out["vocoder_temperature"] = vtemp
 
     data, _ = load_fsdd()
     clf, norm = train_classifier(data["train"])
@@ -113,9 +134,10 @@ def main() -> int:
         for i, w in enumerate(waves):
             wave = torch.from_numpy(w)
             frames = mel(wave)
-            copies.append(play(vocoder, frames, len(w), seed=i))
+            copies.append(play(vocoder, frames, len(w), i, vtemp))
             if pipe.family == "pipeline":
-                through_tokens.append(play(vocoder, pipe.codebook.decode(pipe.codebook.encode(frames)), len(w), i))
+                through_tokens.append(play(vocoder, pipe.codebook.decode(pipe.codebook.encode(frames)), len(w), i,
+                                           vtemp))
             digits.append(d)
     digits_t = torch.tensor(digits)
     out["copy_synthesis_accuracy"] = float((classify(clf, norm, copies) == digits_t).float().mean())
@@ -135,7 +157,8 @@ def main() -> int:
             for seed in range(a.per_digit):
                 codes = pipe.plan_codes(d, temperature=1.0, seed=seed)
                 exact += tuple(codes) in train_seqs
-                ids = engine.generate_all(pipe, None, max_new_tokens=10 ** 6, temperature=1.0, cond=d, seed=seed)
+                ids = engine.generate_all(pipe, None, max_new_tokens=10 ** 6, temperature=1.0, cond=d, seed=seed,
+                                          decode_options={"vocoder_temperature": vtemp})
                 wave = dequantize(ids[0], pipe.tokens.vocab_size, pipe.tokens.quantization).numpy()
                 samples += len(wave)
                 gens.append(wave)
@@ -154,7 +177,7 @@ def main() -> int:
               + f"; exact copies of a training token sequence: {exact}/{len(gens)}; "
               f"{out['generation_x_real_time']:.1f}x real time  [{time.time() - t0:.0f} s]")
 
-    for name, path in (("vocoder", a.model), ("baseline", a.baseline)):
+    for name, path in (("vocoder", a.vocoder or a.model), ("baseline", a.baseline)):
         res = evaluate_checkpoint(path, FSDD, "val", max_tokens=a.eval_tokens, trailing_silence=0.0)
         out[f"{name}_heldout_bits"] = res.bits
         print(f"held-out bits/sample, {name} ({path}): {res.bits:.4f} over {res.tokens} samples")

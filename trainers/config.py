@@ -27,6 +27,7 @@ class TrainConfig:
     trailing_silence: float = 0.0  # seconds of silence appended to every audio clip (teaches the model to stop)
     codebook: str | None = None  # a frame-token codebook folder (trainers codebook): the audio folder's clips
     # become token sequences [start, class, tokens..., end] for a token language model (trainers/data/tokens.py)
+    token_shifts: int = 1  # with codebook: each training clip also tokenized at this many - 1 other frame phases
     frames_codebook: str | None = None  # a vocoder trains on the frames a pipeline will give it: each real frame
     # replaced by its nearest centroid in this codebook folder (trainers/data/tokens.decoded_frames)
     # optimization

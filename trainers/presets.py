@@ -186,8 +186,9 @@ register_preset("samplernn", "digits",
                            max_steps=100000, eval_every=500, eval_tokens=131072, checkpoint_every=250),
                 description="the demo: 2-tier SampleRNN on FSDD at 8 kHz, 8-bit linear, conditioned on the digit")
 register_preset("rnn", "digit-tokens",
-                model=dict(cell="gru", hidden_size=256, layers=2, embed_size=64, dropout=0.1),
-                train=dict(_FSDD, batch_size=32, seq_len=160, lr=3e-3, warmup_steps=100, max_steps=20000,
+                model=dict(cell="gru", hidden_size=256, layers=2, embed_size=64, dropout=0.25),
+                train=dict(_FSDD, token_shifts=4, batch_size=32, seq_len=160, lr=3e-3, warmup_steps=100,
+                           max_steps=20000,
                            eval_every=250, eval_tokens=10**9, checkpoint_every=250),
                 description="the digits pipeline's planner: a GRU over FSDD's frame tokens, the digit as the "
                             "first token; give --codebook (python -m trainers codebook)")

@@ -129,7 +129,7 @@ def _build_token_lm(cfg: TrainConfig) -> tuple[Any, SequenceDataset]:
     """A token language model over an audio folder's frame tokens: its vocabulary, start and end ids come from
     the codebook and the labels (engine.frame_tokens.TokenLayout)."""
     codebook, features, _ = load_codebook(cfg.codebook)
-    data = token_sequences(cfg.data, codebook, features, cfg.split, cfg.labels, cfg.val_fraction)
+    data = token_sequences(cfg.data, codebook, features, cfg.split, cfg.labels, cfg.val_fraction, cfg.token_shifts)
     layout = TokenLayout(codebook.size, data.num_labels)
     fields = {f.name for f in dataclasses.fields(registry.config_class(cfg.family))}
     if not {"vocab_size", "start_id", "eos_id"} <= fields:

@@ -123,3 +123,21 @@ def test_a_vocoder_can_train_on_the_frames_its_tokens_decode_to(tmp_path, parts,
                      "--frames-codebook", str(tmp_path / "cb"), "--max-steps", "2", "--no-progress",
                      "--no-samples", "--set", "blocks=1", "--set", "layers_per_block=2"]) == 2
     assert "frames_codebook is for a vocoder" in capsys.readouterr().err
+
+
+def test_token_shifts_add_the_training_clips_at_other_frame_phases(tmp_path, parts):
+    clips, voc = parts
+    assert cli.main(["codebook", "--data", str(clips), "--vocoder", str(voc), "--size", "8", "--out",
+                     str(tmp_path / "cb")]) == 0
+    codebook, features, _ = load_codebook(tmp_path / "cb")
+    one = token_sequences(clips, codebook, features, split="fsdd", labels="prefix")
+    three = token_sequences(clips, codebook, features, split="fsdd", labels="prefix", shifts=3)
+    n = len(one.sequences["train"])
+    assert len(three.sequences["train"]) == 3 * n
+    assert all(torch.equal(a, b) for a, b in zip(one.sequences["val"], three.sequences["val"]))
+    assert all(torch.equal(a, b) for a, b in zip(one.sequences["train"], three.sequences["train"][:n]))
+    shifted = three.sequences["train"][n:]
+    assert all(s[1] == o[1] for s, o in zip(shifted, one.sequences["train"] * 2))  # same word, same class token
+    assert any(not torch.equal(s, o) for s, o in zip(shifted, one.sequences["train"] * 2))
+    with pytest.raises(DataError, match="token_shifts"):
+        token_sequences(clips, codebook, features, shifts=0)

@@ -62,8 +62,9 @@ def audio_folder(folder: str | Path, sample_rate: int, n_classes: int = 256, qua
                  start_id: int | None = None, split: str = "auto", labels: str = "none",
                  val_fraction: float = 0.1, trailing_silence: float = 0.0,
                  max_seconds_per_file: float = 300.0, features: LogMelConfig | None = None,
-                 frame_margin: int = 0) -> SequenceDataset:
-    """Read every audio file under `folder`; unreadable ones are skipped with a warning that names them."""
+                 frame_margin: int = 0, offset: int = 0) -> SequenceDataset:
+    """Read every audio file under `folder`; unreadable ones are skipped with a warning that names them.
+    `offset` drops every clip's first samples (token augmentation: the frames of the same clip at another phase)."""
     if split not in SPLIT_RULES:
         raise DataError(f"split must be one of {', '.join(SPLIT_RULES)}, got {split!r}")
     if labels not in LABEL_RULES:
@@ -91,7 +92,7 @@ def audio_folder(folder: str | Path, sample_rate: int, n_classes: int = 256, qua
         except AudioError as e:
             skipped.append(f"{rel} ({e})")
             continue
-        wave = torch.from_numpy(wave)
+        wave = torch.from_numpy(wave[offset:])
         if split == "tail":
             cut = int(len(wave) * (1 - val_fraction))
             pieces = [("train", wave[:cut]), ("val", wave[cut:])]

@@ -20,12 +20,22 @@ from .base import DataError, SequenceDataset
 
 
 def token_sequences(folder: str | Path, codebook: FrameCodebook, features: LogMelConfig, split: str = "auto",
-                    labels: str = "none", val_fraction: float = 0.1) -> SequenceDataset:
-    clips = audio_folder(folder, features.sample_rate, split=split, labels=labels, val_fraction=val_fraction,
-                         features=features)
-    layout = TokenLayout(codebook.size, clips.num_labels)
-    seqs = {part: [layout.sequence(codebook.encode(f), clips.labels[part][i] if clips.labels else None)
-                   for i, f in enumerate(frames)] for part, frames in clips.frames.items()}
+                    labels: str = "none", val_fraction: float = 0.1, shifts: int = 1) -> SequenceDataset:
+    """With `shifts` > 1 the training split also holds every clip tokenized at `shifts - 1` other frame phases
+    (the clip started k * hop / shifts samples later): the same words as other, equally real token sequences, which
+    a token LM needs because the clips are few (FSDD has 2,700 training takes) and it overfits them otherwise.
+    Held-out sequences stay at phase 0, so held-out figures compare across settings."""
+    if not 1 <= shifts <= features.hop:
+        raise DataError(f"token_shifts must be from 1 to the hop ({features.hop}), got {shifts}")
+    seqs: dict[str, list[torch.Tensor]] = {"train": [], "val": []}
+    for k in range(shifts):
+        clips = audio_folder(folder, features.sample_rate, split=split, labels=labels, val_fraction=val_fraction,
+                             features=features, offset=k * features.hop // shifts)
+        layout = TokenLayout(codebook.size, clips.num_labels)
+        for part, frames in clips.frames.items():
+            if k == 0 or part == "train":
+                seqs[part] += [layout.sequence(codebook.encode(f), clips.labels[part][i] if clips.labels else None)
+                               for i, f in enumerate(frames)]
     return SequenceDataset(seqs, label_names=clips.label_names, pad_id=layout.end_id, kind="tokens",
                            weighting="uniform", description=clips.description.replace("audio folder",
                                                                                        "frame tokens of"))
