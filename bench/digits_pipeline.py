@@ -16,7 +16,7 @@
 6. docs/digits-pipeline-spectrograms.png: per digit a real test clip, its copy-synthesis and a generation.
 `--vocoder CKPT` judges another vocoder in the pipeline's place (e.g. one trained on decoded frames), and
 `--vocoder-temperature T` samples the vocoder at T (default: the pipeline's own).  Exact copies are counted
-against every training take at 4 frame phases (the token LM recipe's token_shifts).
+against every training take at each frame phase of the token LM recipe (its token_shifts).
 The data is read through the data setting (PLAYGROUND_DATA; skipped with a message when absent).
 """
 from __future__ import annotations
@@ -41,6 +41,7 @@ from engine.features import LogMel  # noqa: E402
 from engine.protocol import Conditioning  # noqa: E402
 from trainers.data.audio import FSDD_NAME  # noqa: E402
 from trainers.evaluate import evaluate_checkpoint  # noqa: E402
+from trainers.presets import get_preset  # noqa: E402
 
 
 def test_clips(per_digit: int) -> dict[int, list[np.ndarray]]:
@@ -63,9 +64,10 @@ def classify(clf, norm, waves: list[np.ndarray]) -> torch.Tensor:
     return predict(clf, norm, torch.tensor(np.stack([features(w) for w in waves])))
 
 
-def training_token_sequences(pipe, phases: int = 4) -> set[tuple[int, ...]]:
-    """Every training take's token sequence at `phases` frame phases (the LM recipe's token_shifts: the sequences
-    the LM was trained on)."""
+def training_token_sequences(pipe) -> set[tuple[int, ...]]:
+    """Every training take's token sequence at each frame phase the LM recipe trains on (the digit-tokens preset's
+    token_shifts, offsets as in trainers/data/tokens.token_sequences)."""
+    phases = get_preset("rnn", "digit-tokens").train.get("token_shifts", 1)
     features_cfg = pipe.frame_features
     mel, seqs = LogMel(features_cfg), set()
     for f in sorted(FSDD.glob("*.wav")):
