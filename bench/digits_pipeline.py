@@ -15,8 +15,10 @@
 5. Vocoder speed on one thread (fast path, batch 1), samples/s and x real time.
 6. docs/digits-pipeline-spectrograms.png: per digit a real test clip, its copy-synthesis and a generation.
 `--vocoder CKPT` judges another vocoder in the pipeline's place (e.g. one trained on decoded frames), and
-`--vocoder-temperature T` samples the vocoder at T (default: the pipeline's own).  Exact copies are counted
-against every training take at each frame phase of the token LM recipe (its token_shifts).
+`--vocoder-temperature T` samples the vocoder at T (default: the pipeline's own), `--guidance G` plans with
+classifier-free guidance G (default: the pipeline's own; 1 = none), `--only-generations` skips 2, 4 and 5 (for
+comparing planners).  Exact copies are counted against every training take at each frame phase its token LM was
+trained on (token_shifts in the pipeline's training record, else the digit-tokens preset's).
 The data is read through the data setting (PLAYGROUND_DATA; skipped with a message when absent).
 """
 from __future__ import annotations
@@ -64,10 +66,9 @@ def classify(clf, norm, waves: list[np.ndarray]) -> torch.Tensor:
     return predict(clf, norm, torch.tensor(np.stack([features(w) for w in waves])))
 
 
-def training_token_sequences(pipe) -> set[tuple[int, ...]]:
-    """Every training take's token sequence at each frame phase the LM recipe trains on (the digit-tokens preset's
-    token_shifts, offsets as in trainers/data/tokens.token_sequences)."""
-    phases = get_preset("rnn", "digit-tokens").train.get("token_shifts", 1)
+def training_token_sequences(pipe, phases: int) -> set[tuple[int, ...]]:
+    """Every training take's token sequence at each of `phases` frame phases (offsets as in
+    trainers/data/tokens.token_sequences)."""
     features_cfg = pipe.frame_features
     mel, seqs = LogMel(features_cfg), set()
     for f in sorted(FSDD.glob("*.wav")):
@@ -103,6 +104,11 @@ def main() -> int:
                    help="judge with this vocoder checkpoint in place of the pipeline's own (same frames)")
     p.add_argument("--vocoder-temperature", type=float, default=None,
                    help="the vocoder's sampling temperature (default: the pipeline's own vocoder_temperature)")
+    p.add_argument("--guidance", type=float, default=None,
+                   help="classifier-free guidance of the plan (default: the pipeline's own; 1 = none)")
+    p.add_argument("--phases", type=int, default=None,
+                   help="frame phases the LM trained on (default: its training record's token_shifts)")
+    p.add_argument("--only-generations", action="store_true", help="skip copy-synthesis, bits and speed")
     a = p.parse_args()
     if not FSDD.is_dir():
         print(f"skipped: {FSDD} is absent (set PLAYGROUND_DATA)")
@@ -123,13 +129,17 @@ def main() -> int:
     if vtemp is None:
         vtemp = pipe.decode_options.get("vocoder_temperature", 1.0) if pipe.family == "pipeline" else 1.0
     out["vocoder_temperature"] = vtemp
+    guidance = a.guidance
+    if guidance is None:
+        guidance = pipe.decode_options.get("guidance", 1.0) if pipe.family == "pipeline" else 1.0
+    out["guidance"] = guidance
 
     data, _ = load_fsdd()
     clf, norm = train_classifier(data["train"])
     out["real_test_accuracy"] = float((predict(clf, norm, data["test"][0]) == data["test"][1]).float().mean())
     print(f"classifier on real test clips: {out['real_test_accuracy']:.1%}  [{time.time() - t0:.0f} s]")
 
-    clips = test_clips(a.copies)
+    clips = test_clips(0 if a.only_generations else a.copies)
     mel = LogMel(vocoder.frame_features)
     copies, through_tokens, digits = [], [], []
     for d, waves in clips.items():
@@ -142,25 +152,29 @@ def main() -> int:
                                            vtemp))
             digits.append(d)
     digits_t = torch.tensor(digits)
-    out["copy_synthesis_accuracy"] = float((classify(clf, norm, copies) == digits_t).float().mean())
-    print(f"copy-synthesis of {len(copies)} held-out clips: {out['copy_synthesis_accuracy']:.1%}  "
-          f"[{time.time() - t0:.0f} s]")
+    if copies:
+        out["copy_synthesis_accuracy"] = float((classify(clf, norm, copies) == digits_t).float().mean())
+        print(f"copy-synthesis of {len(copies)} held-out clips: {out['copy_synthesis_accuracy']:.1%}  "
+              f"[{time.time() - t0:.0f} s]")
     if through_tokens:
         out["token_copy_accuracy"] = float((classify(clf, norm, through_tokens) == digits_t).float().mean())
         print(f"the same clips through the tokens: {out['token_copy_accuracy']:.1%}")
 
     shown_gen = {}
     if pipe.family == "pipeline":
-        train_seqs = training_token_sequences(pipe)
+        lm_training = engine.checkpoint.read_meta(a.model).get("lm") or {}
+        phases = int(a.phases or lm_training.get("token_shifts")
+                     or get_preset("rnn", "digit-tokens").train.get("token_shifts", 1))
+        train_seqs = training_token_sequences(pipe, phases)
         gens, labels, exact = [], [], 0
         t1 = time.time()
         samples = 0
         for d in range(10):
             for seed in range(a.per_digit):
-                codes = pipe.plan_codes(d, temperature=1.0, seed=seed)
+                codes = pipe.plan_codes(d, temperature=1.0, seed=seed, guidance=guidance)
                 exact += tuple(codes) in train_seqs
                 ids = engine.generate_all(pipe, None, max_new_tokens=10 ** 6, temperature=1.0, cond=d, seed=seed,
-                                          decode_options={"vocoder_temperature": vtemp})
+                                          decode_options={"vocoder_temperature": vtemp, "guidance": guidance})
                 wave = dequantize(ids[0], pipe.tokens.vocab_size, pipe.tokens.quantization).numpy()
                 samples += len(wave)
                 gens.append(wave)
@@ -173,12 +187,17 @@ def main() -> int:
         out["generated_exact_copies"] = exact
         out["generated_count"] = len(gens)
         out["generation_x_real_time"] = samples / RATE / (time.time() - t1)
-        print(f"classifier on {len(gens)} generations (T=1, seeds 0-{a.per_digit - 1}): "
+        print(f"classifier on {len(gens)} generations (T=1, guidance {guidance}, seeds 0-{a.per_digit - 1}): "
               f"{out['generated_accuracy']:.1%}; per digit "
               + " ".join(f"{d}:{v:.0%}" for d, v in out["generated_per_digit"].items())
-              + f"; exact copies of a training token sequence: {exact}/{len(gens)}; "
+              + f"; exact copies of a training token sequence ({phases} phases): {exact}/{len(gens)}; "
               f"{out['generation_x_real_time']:.1f}x real time  [{time.time() - t0:.0f} s]")
 
+    if a.only_generations:
+        if a.json:
+            Path(a.json).write_text(json.dumps(out, indent=2))
+        print(f"total {time.time() - t0:.0f} s")
+        return 0
     for name, path in (("vocoder", a.vocoder or a.model), ("baseline", a.baseline)):
         res = evaluate_checkpoint(path, FSDD, "val", max_tokens=a.eval_tokens, trailing_silence=0.0)
         out[f"{name}_heldout_bits"] = res.bits

@@ -120,10 +120,14 @@ def load_codebook(path: str | os.PathLike) -> tuple[FrameCodebook, LogMelConfig,
 @dataclass(frozen=True)
 class TokenLayout:
     """The ids a token language model reads: frame tokens 0..size-1, then one prefix id per class (class
-    conditioning as a first token, not a new mechanism), then end, then start (fed first, never predicted)."""
+    conditioning as a first token, not a new mechanism), then end, then start (fed first, never predicted), then,
+    with `null_class`, the "no class" prefix id: an LM trained with some class tokens replaced by it (class
+    dropout) also models the unconditioned clips, which classifier-free guidance (engine/models/pipeline.py)
+    needs.  The null id comes last so that the other ids are the same with or without it."""
 
     size: int  # frame tokens (the codebook's size)
     n_classes: int = 0
+    null_class: bool = False
 
     def class_id(self, c: int) -> int:
         if not 0 <= c < self.n_classes:
@@ -139,10 +143,17 @@ class TokenLayout:
         return self.size + self.n_classes + 1
 
     @property
-    def vocab_size(self) -> int:
+    def null_id(self) -> int:
+        if not self.null_class:
+            raise CodebookError("this token layout has no null class (train the LM with class_dropout > 0)")
         return self.size + self.n_classes + 2
 
-    def sequence(self, codes: torch.Tensor, label: int | None = None) -> torch.Tensor:
-        """[start, (class), codes..., end]: one clip as the LM is trained on it."""
-        head = [self.start_id] + ([self.class_id(label)] if label is not None else [])
+    @property
+    def vocab_size(self) -> int:
+        return self.size + self.n_classes + 2 + int(self.null_class)
+
+    def sequence(self, codes: torch.Tensor, label: int | None = None, null: bool = False) -> torch.Tensor:
+        """[start, (class), codes..., end]: one clip as the LM is trained on it; `null` puts the null class in
+        the class's place."""
+        head = [self.start_id] + ([self.null_id if null else self.class_id(label)] if label is not None else [])
         return torch.cat([torch.tensor(head), codes.long(), torch.tensor([self.end_id])])

@@ -44,14 +44,17 @@ def codebook_command(data: str, vocoder: str, size: int, out: str, split: str = 
 
 
 def pipeline_command(lm: str, vocoder: str, codebook: str, out: str) -> str:
-    """The CLI's `pipeline`: one checkpoint of the three parts, with both parts' training records and credits."""
+    """The CLI's `pipeline`: one checkpoint of the three parts, with both parts' training records and credits.
+    `vocoder` may be a pipeline checkpoint: its vocoder is the part taken (a new LM beside a shipped vocoder)."""
     cb, features, info = load_codebook(codebook)
     voc = load_model(vocoder)
+    voc_training = read_meta(vocoder).get("training") or {}
+    if voc.family == "pipeline":  # another pipeline's vocoder: take that part (and its training record)
+        voc, voc_training = voc.vocoder, voc_training.get("vocoder") or {}
     if voc.frame_features != features:
         raise UserError(f"the codebook's frames ({features}) are not {vocoder}'s ({voc.frame_features})")
     lm_model = load_model(lm)
     lm_training = read_meta(lm).get("training") or {}
-    voc_training = read_meta(vocoder).get("training") or {}
     model = Pipeline.compose(lm_model, voc, cb, lm_training.get("label_names") or [])
     save_model(model, out, data=lm_training.get("data"), data_source=lm_training.get("data_source"),
                license=lm_training.get("license"), label_names=lm_training.get("label_names") or [],

@@ -28,6 +28,8 @@ class TrainConfig:
     codebook: str | None = None  # a frame-token codebook folder (trainers codebook): the audio folder's clips
     # become token sequences [start, class, tokens..., end] for a token language model (trainers/data/tokens.py)
     token_shifts: int = 1  # with codebook: each training clip also tokenized at this many - 1 other frame phases
+    class_dropout: float = 0.0  # with codebook and labels: share of training clips given the null class instead
+    # of theirs, so the LM also models unconditioned clips (classifier-free guidance, engine/models/pipeline.py)
     frames_codebook: str | None = None  # a vocoder trains on the frames a pipeline will give it: each real frame
     # replaced by its nearest centroid in this codebook folder (trainers/data/tokens.decoded_frames)
     # optimization

@@ -55,6 +55,8 @@ def evaluate_checkpoint(model_path: str | os.PathLike, data_path: str | os.PathL
     meta = read_meta(model_path)
     model = load_model(model_path, device=device)
     training = meta.get("training", {}) or {}
+    if model.family == "pipeline":  # scored as its vocoder (given true frames): read the data as the vocoder did
+        training = training.get("vocoder") or training
     data = load_dataset(data_path, model.tokens, training.get("data_kind", "auto"), training.get("split", "auto"),
                         training.get("labels", "none"), training.get("val_fraction", 0.1),
                         training.get("trailing_silence", 0.0) if trailing_silence is None else trailing_silence,

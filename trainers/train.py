@@ -129,8 +129,9 @@ def _build_token_lm(cfg: TrainConfig) -> tuple[Any, SequenceDataset]:
     """A token language model over an audio folder's frame tokens: its vocabulary, start and end ids come from
     the codebook and the labels (engine.frame_tokens.TokenLayout)."""
     codebook, features, _ = load_codebook(cfg.codebook)
-    data = token_sequences(cfg.data, codebook, features, cfg.split, cfg.labels, cfg.val_fraction, cfg.token_shifts)
-    layout = TokenLayout(codebook.size, data.num_labels)
+    data = token_sequences(cfg.data, codebook, features, cfg.split, cfg.labels, cfg.val_fraction, cfg.token_shifts,
+                           cfg.class_dropout, cfg.seed)
+    layout = TokenLayout(codebook.size, data.num_labels, null_class=cfg.class_dropout > 0)
     fields = {f.name for f in dataclasses.fields(registry.config_class(cfg.family))}
     if not {"vocab_size", "start_id", "eos_id"} <= fields:
         raise TrainError(f"the {cfg.family} family cannot be a token language model (it needs vocab_size, start_id "
@@ -469,6 +470,8 @@ def _training_meta(cfg: TrainConfig, data: SequenceDataset, model) -> dict:
             "trailing_silence": cfg.trailing_silence, "seq_len": cfg.seq_len, "preset": cfg.preset,
             "data_description": data.description, "data_source": cfg.data_source, "license": cfg.license,
             "batch_size": cfg.batch_size, "lr": cfg.lr,
+            **({"codebook": _portable_data_name(cfg.codebook), "token_shifts": cfg.token_shifts,
+                "class_dropout": cfg.class_dropout} if cfg.codebook else {}),
             **({"distilled_from": [str(t) for t in cfg.teachers], "distill_weight": cfg.distill_weight,
                 "distill_temperature": cfg.distill_temperature} if cfg.teachers else {})}
 

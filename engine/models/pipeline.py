@@ -7,7 +7,11 @@ codebook.  Generation (`generate_stream`, which `engine.generate` calls for it):
 `plan_chunk` at a time, with the caller's temperature, top-k and top-p, after `[start, class]` (the class, e.g.
 the digit to say, is the LM's first token); each token decodes to its centroid frame; the vocoder streams samples
 as soon as the frames they depend on exist (its lookahead, engine/layers/frame_conditioner.py), at its own
-temperature (`vocoder_temperature`, a decode option).  An audio prompt is continued: its frames, as tokens, prime
+temperature (`vocoder_temperature`, a decode option).  Classifier-free guidance (`guidance`, a decode option whose
+default the config stores; AudioGen and MusicGen sample the same way): with an LM that also knows the null class
+(trained with class dropout), each token is drawn from `log p(t | null) + guidance * (log p(t | class) - log p(t |
+null))`, renormalised, then tempered and truncated as usual; guidance 1 is the plain conditional LM, larger values
+say the class more clearly at some cost in variety.  An audio prompt is continued: its frames, as tokens, prime
 the LM and its samples prime the vocoder, whose conditioning over the prompt is the prompt's own frames, so the
 continuation starts from the prompt's last sample.
 
@@ -44,12 +48,15 @@ class PipelineConfig:
     max_frames: int = 1000  # the most frames one generation plans
     plan_chunk: int = 4  # tokens planned between two rounds of vocoding
     min_frames: int = 8  # the end token is not sampled before this many frames (an empty clip says nothing)
+    null_class: bool = False  # the LM also reads the null class id (engine.frame_tokens.TokenLayout)
+    guidance: float = 1.0  # default classifier-free guidance scale (1 = none; needs null_class)
 
     def __post_init__(self) -> None:
         if self.codebook_size < 2 or self.n_classes < 0 or self.max_frames < 1 or self.plan_chunk < 1:
             raise UserError("a pipeline needs codebook_size >= 2, n_classes >= 0, max_frames and plan_chunk >= 1")
         if not self.lm or not self.vocoder:
             raise UserError("a pipeline needs both parts: its config must hold `lm` and `vocoder`")
+        _check_guidance(self.guidance, self.null_class, self.n_classes)
 
 
 @dataclass
@@ -61,6 +68,7 @@ class _Plan:
     rng: RandomStream
     codes: list[int]
     ended: bool = False
+    guidance: float = 1.0
 
 
 class Pipeline(AutoregressiveModel):
@@ -72,7 +80,7 @@ class Pipeline(AutoregressiveModel):
         features = self.vocoder.frame_features
         if features is None:
             raise UserError(f"the pipeline's vocoder ({cfg.vocoder_family}) is not conditioned on frames")
-        self.layout = TokenLayout(cfg.codebook_size, cfg.n_classes)
+        self.layout = TokenLayout(cfg.codebook_size, cfg.n_classes, cfg.null_class)
         lm_tokens = self.lm.tokens
         if (lm_tokens.vocab_size, lm_tokens.start_id, lm_tokens.eos_id) != (
                 self.layout.vocab_size, self.layout.start_id, self.layout.end_id):
@@ -89,8 +97,10 @@ class Pipeline(AutoregressiveModel):
         """A pipeline from trained parts (weights copied)."""
         import dataclasses
         names = list(class_names or [])
+        null = bool(names) and lm.tokens.vocab_size == TokenLayout(codebook.size, len(names), True).vocab_size
         model = cls(PipelineConfig(lm.family, dataclasses.asdict(lm.config), vocoder.family,
-                                   dataclasses.asdict(vocoder.config), codebook.size, len(names), names, **extra))
+                                   dataclasses.asdict(vocoder.config), codebook.size, len(names), names,
+                                   null_class=null, **extra))
         model.lm.load_state_dict(lm.state_dict())
         model.vocoder.load_state_dict(vocoder.state_dict())
         with torch.no_grad():
@@ -126,7 +136,7 @@ class Pipeline(AutoregressiveModel):
 
     @property
     def decode_options(self) -> dict[str, Any]:
-        return {"vocoder_temperature": 1.0}
+        return {"vocoder_temperature": 1.0, "guidance": self.config.guidance}
 
     def forward(self, x: torch.Tensor, cond: Any = None) -> torch.Tensor:
         return self.vocoder(x, cond)
@@ -153,8 +163,10 @@ class Pipeline(AutoregressiveModel):
             return
         unknown = set(decode_options) - set(self.decode_options)
         if unknown:
-            raise UserError(f"a pipeline takes no decode option {sorted(unknown)}; it takes vocoder_temperature")
+            raise UserError(f"a pipeline takes no decode option {sorted(unknown)}; it takes "
+                            f"{', '.join(self.decode_options)}")
         voc_cfg = SamplingConfig(float(decode_options.get("vocoder_temperature", 1.0)))
+        guidance = self._guidance(decode_options.get("guidance"))
         if batch_size not in (None, 1):
             raise UserError("a pipeline makes one clip at a time (batch 1)")
         label = self._class(classes)
@@ -162,7 +174,7 @@ class Pipeline(AutoregressiveModel):
         hop, look = features.hop, self.vocoder.frame_net.lookahead
         samples = self._prompt_samples(prompt)
         known, codes = self._prompt_frames(samples)  # real frames of the prompt's complete frames, their tokens
-        plan = self._start_plan(label, codes, cfg, seed)
+        plan = self._start_plan(label, codes, cfg, seed, guidance)
         voc_seed = None if seed is None else (seed + 1) % (MAX_SEED + 1)
         voice = TokenStream(self.vocoder, torch.cat([torch.tensor([spec.start_id]), samples]),
                             Conditioning(frames=known), voc_cfg, voc_seed, backend)
@@ -188,12 +200,12 @@ class Pipeline(AutoregressiveModel):
                 return
 
     def plan_codes(self, cond: Any, temperature: float = 1.0, top_k: int | None = None, top_p: float | None = None,
-                   seed: int | None = None) -> list[int]:
+                   seed: int | None = None, guidance: float | None = None) -> list[int]:
         """The frame tokens `generate` plans for this class and seed (no prompt), without playing them: the LM
         has its own random stream, so these are exactly the tokens behind that generation's audio."""
         cfg = SamplingConfig(temperature, top_k, top_p)
         with torch.inference_mode():
-            plan = self._start_plan(self._class(cond), [], cfg, seed)
+            plan = self._start_plan(self._class(cond), [], cfg, seed, self._guidance(guidance))
             while not plan.ended:
                 self._plan_more(plan, cfg)
         return plan.codes
@@ -234,12 +246,35 @@ class Pipeline(AutoregressiveModel):
         frames = LogMel(features)(wave)
         return frames, self.codebook.encode(frames)[0].tolist()
 
-    def _start_plan(self, label: int | None, codes: list[int], cfg: SamplingConfig, seed: int | None) -> _Plan:
-        head = [self.layout.start_id] + ([self.layout.class_id(label)] if label is not None else [])
-        x = torch.tensor([head + codes], dtype=torch.long)
-        state = self.lm.init_state(1)
+    def _guidance(self, value: Any) -> float:
+        g = self.config.guidance if value is None else value
+        try:
+            g = float(g)
+        except (TypeError, ValueError):
+            raise UserError(f"guidance must be a number, got {value!r}") from None
+        _check_guidance(g, self.config.null_class, self.config.n_classes)
+        return g
+
+    def _start_plan(self, label: int | None, codes: list[int], cfg: SamplingConfig, seed: int | None,
+                    guidance: float = 1.0) -> _Plan:
+        """The LM primed on [start, class] + the prompt's tokens; with guidance, a second row primed on [start,
+        null] + the same tokens runs beside it."""
+        heads = [[self.layout.start_id] + ([self.layout.class_id(label)] if label is not None else [])]
+        if guidance != 1.0 and label is not None:
+            heads.append([self.layout.start_id, self.layout.null_id])
+        x = torch.tensor([h + codes for h in heads], dtype=torch.long)
+        state = self.lm.init_state(len(heads))
         logits, state = self.lm.prime(x, state)
-        return _Plan(state, logits, RandomStream(1, seed), list(codes))
+        return _Plan(state, logits, RandomStream(1, seed), list(codes), guidance=guidance)
+
+    @staticmethod
+    def _guided(plan: _Plan) -> torch.Tensor:
+        """The next token's logits [1, V]: the LM's, or with a null row the guided mix of the two rows."""
+        if plan.logits.shape[0] == 1:
+            return plan.logits
+        logp = torch.log_softmax(plan.logits.float(), -1)
+        cond, null = logp[0], logp[1]
+        return (null + plan.guidance * (cond - null)).unsqueeze(0)
 
     def _plan_more(self, plan: _Plan, cfg: SamplingConfig) -> None:
         """`plan_chunk` more tokens (or the end): only frame tokens and the end id may be sampled."""
@@ -252,12 +287,20 @@ class Pipeline(AutoregressiveModel):
             if len(plan.codes) >= self.config.max_frames:
                 plan.ended = True
                 return
-            token = int(sample(plan.logits + allowed, cfg, plan.rng.next())[0])
+            token = int(sample(self._guided(plan) + allowed, cfg, plan.rng.next())[0])
             if token == self.layout.end_id:
                 plan.ended = True
                 return
             plan.codes.append(token)
-            plan.logits, plan.state = self.lm.step(torch.tensor([token]), plan.state)
+            plan.logits, plan.state = self.lm.step(torch.tensor([token] * plan.logits.shape[0]), plan.state)
+
+
+def _check_guidance(guidance: float, null_class: bool, n_classes: int) -> None:
+    if not math.isfinite(guidance) or guidance < 0:
+        raise UserError(f"guidance must be a finite number >= 0 (1 = none), got {guidance}")
+    if guidance != 1.0 and not (null_class and n_classes):
+        raise UserError("guidance needs a class-conditioned LM trained with class dropout (a null class); "
+                        "this pipeline's LM has none, so leave guidance at 1")
 
 
 register_family("pipeline", PipelineConfig, Pipeline)

@@ -16,9 +16,9 @@ FEATURES = dict(sample_rate=8000, hop=20, n_fft=80, n_mels=6)
 K, CLASSES = 16, 3
 
 
-def tiny_pipeline(n_classes: int = CLASSES, **extra) -> Pipeline:
+def tiny_pipeline(n_classes: int = CLASSES, null_class: bool = False, **extra) -> Pipeline:
     torch.manual_seed(0)
-    layout = TokenLayout(K, n_classes)
+    layout = TokenLayout(K, n_classes, null_class)
     lm = engine.build_model("rnn", vocab_size=layout.vocab_size, cell="gru", hidden_size=16, layers=1,
                             start_id=layout.start_id, eos_id=layout.end_id)
     vocoder = engine.build_model("wavenet", blocks=1, layers_per_block=3, residual_channels=8, gate_channels=8,
@@ -121,3 +121,28 @@ def test_the_cli_says_the_class_and_refuses_none(tmp_path, capsys):
     capsys.readouterr()
     assert cli.main(["--model", str(tmp_path / "p"), "--seconds", "1"]) == 2
     assert "pick one of the class ids 0..2" in capsys.readouterr().err
+
+
+def test_guidance_mixes_the_class_and_null_rows_and_is_refused_without_a_null_class():
+    model = tiny_pipeline(null_class=True)
+    assert model.config.null_class and model.decode_options["guidance"] == 1.0
+    plain = model.plan_codes(1, seed=3)
+    assert model.plan_codes(1, seed=3, guidance=1.0) == plain  # guidance 1 is the conditional LM itself
+    guided = model.plan_codes(1, seed=3, guidance=3.0)
+    assert guided == model.plan_codes(1, seed=3, guidance=3.0) and guided != plain
+    # guidance 0 samples the null row alone: the same tokens whatever the class
+    assert model.plan_codes(0, seed=5, guidance=0.0) == model.plan_codes(2, seed=5, guidance=0.0)
+    # the mix by hand: log p(null) + g * (log p(class) - log p(null)), after [start, class] / [start, null]
+    layout = model.layout
+    x = torch.tensor([[layout.start_id, layout.class_id(1)], [layout.start_id, layout.null_id]])
+    logits, _ = model.lm.prime(x, model.lm.init_state(2))
+    plan = model._start_plan(1, [], engine.sampling.SamplingConfig(), 0, guidance=2.5)
+    lp = torch.log_softmax(logits, -1)
+    assert torch.allclose(model._guided(plan), (lp[1] + 2.5 * (lp[0] - lp[1]))[None], atol=1e-6)
+    audio = _all(model, max_new_tokens=400, cond=1, seed=3, decode_options={"guidance": 3.0})
+    assert torch.equal(audio, _all(model, max_new_tokens=400, cond=1, seed=3, decode_options={"guidance": 3.0}))
+    for bad in (float("nan"), -1.0, "loud"):
+        with pytest.raises(UserError, match="guidance must be"):
+            _all(model, max_new_tokens=10, cond=1, seed=3, decode_options={"guidance": bad})
+    with pytest.raises(UserError, match="guidance needs a class-conditioned LM"):
+        tiny_pipeline().plan_codes(1, seed=3, guidance=2.0)

@@ -66,6 +66,12 @@ def test_codebook_token_lm_and_pipeline_from_the_command_line(tmp_path, parts, c
     assert pipe.family == "pipeline" and pipe.config.class_names == ["0", "1"]
     clip = torch.cat(list(engine.generate(pipe, max_new_tokens=4000, cond=1, seed=0)), 1)
     assert clip.shape[1] % 40 == 0 or clip.shape[1] == 4000
+    # a pipeline can be the vocoder of the next one: its vocoder part is taken, not the whole pipeline nested
+    assert cli.main(["pipeline", "--lm", str(tmp_path / "lm" / "best"), "--vocoder", str(tmp_path / "pipe"),
+                     "--codebook", str(tmp_path / "cb"), "--out", str(tmp_path / "again")]) == 0
+    again = engine.load_model(tmp_path / "again")
+    assert again.config.vocoder_family == "wavenet"
+    assert torch.equal(torch.cat(list(engine.generate(again, max_new_tokens=4000, cond=1, seed=0)), 1), clip)
 
 
 def test_a_pipeline_needs_a_codebook_of_its_vocoders_frames(tmp_path, parts, capsys):
@@ -141,3 +147,44 @@ def test_token_shifts_add_the_training_clips_at_other_frame_phases(tmp_path, par
     assert any(not torch.equal(s, o) for s, o in zip(shifted, one.sequences["train"] * 2))
     with pytest.raises(DataError, match="token_shifts"):
         token_sequences(clips, codebook, features, shifts=0)
+
+
+def test_class_dropout_gives_some_training_clips_the_null_class(tmp_path, parts):
+    clips, voc = parts
+    assert cli.main(["codebook", "--data", str(clips), "--vocoder", str(voc), "--size", "8", "--out",
+                     str(tmp_path / "cb")]) == 0
+    codebook, features, _ = load_codebook(tmp_path / "cb")
+    plain = token_sequences(clips, codebook, features, split="fsdd", labels="prefix", shifts=4)
+    dropped = token_sequences(clips, codebook, features, split="fsdd", labels="prefix", shifts=4,
+                              class_dropout=0.5, seed=3)
+    layout = TokenLayout(8, plain.num_labels, null_class=True)
+    heads = [int(s[1]) for s in dropped.sequences["train"]]
+    assert 0 < heads.count(layout.null_id) < len(heads)  # some, not all
+    for d, p in zip(dropped.sequences["train"], plain.sequences["train"]):  # only the class token changes
+        assert torch.equal(d[2:], p[2:]) and int(d[1]) in (int(p[1]), layout.null_id)
+    assert all(int(s[1]) != layout.null_id for s in dropped.sequences["val"])  # held-out clips keep theirs
+    again = token_sequences(clips, codebook, features, split="fsdd", labels="prefix", shifts=4,
+                            class_dropout=0.5, seed=3)
+    assert all(torch.equal(a, b) for a, b in zip(dropped.sequences["train"], again.sequences["train"]))
+    with pytest.raises(DataError, match="class_dropout needs class labels"):
+        token_sequences(clips, codebook, features, split="fsdd", class_dropout=0.2)
+    with pytest.raises(DataError, match="class_dropout must be"):
+        token_sequences(clips, codebook, features, split="fsdd", labels="prefix", class_dropout=1.0)
+
+
+def test_a_pipeline_is_scored_on_the_data_as_its_vocoder_read_it(tmp_path, parts):
+    """evaluate_checkpoint of a pipeline reads the vocoder's split (a pipeline's own record has none)."""
+    from engine.frame_tokens import FrameCodebook
+    from engine.models.pipeline import Pipeline
+    from trainers.evaluate import evaluate_checkpoint
+    clips, voc_path = parts
+    voc = engine.load_model(voc_path)
+    engine.save_model(voc, tmp_path / "voc-tail", split="tail", val_fraction=0.5)
+    layout = TokenLayout(8, 2)
+    lm = engine.build_model("rnn", vocab_size=layout.vocab_size, cell="gru", hidden_size=8, layers=1,
+                            start_id=layout.start_id, eos_id=layout.end_id)
+    pipe = Pipeline.compose(lm, voc, FrameCodebook.fit(torch.rand(50, 8), 8), ["0", "1"])
+    engine.save_model(pipe, tmp_path / "pipe", data="tones", vocoder={"split": "tail", "val_fraction": 0.5})
+    as_pipeline = evaluate_checkpoint(tmp_path / "pipe", clips)
+    assert as_pipeline == evaluate_checkpoint(tmp_path / "voc-tail", clips)
+    assert as_pipeline != evaluate_checkpoint(voc_path, clips)  # the default split would score other samples

@@ -1,0 +1,140 @@
+"""Judge the music pipeline (token LM + vocoder) by measurement.
+
+    .venv/bin/python bench/music_pipeline.py --model assets/models/music-pipeline --baseline PLAIN_WAVENET \
+        [--seconds 3] [--json F]
+
+1. Held-out bits/sample of the vocoder given the true frames, beside `--baseline` (the same WaveNet without frames),
+   on the held-out last 10 % of each of the music folder's 4 tracks.
+2. Real audio, copy-synthesis and generations, each scored by mean spectral flatness (librosa; near 1 is white
+   noise, near 0 a few sharp partials: harmonic lines) and drawn as spectrograms into docs/music-pipeline-
+   spectrograms.png.  Real: the first `--seconds` of each track's held-out tail (no selection).  Copy: those
+   excerpts re-played by the vocoder from their own frames (seed 0), and through the tokens (frames -> nearest
+   token -> centroid -> vocoder).  Generated: `--seconds` per seed 0-3 at temperature 1 (no selection).
+   `--compare` adds the flatness of another audio model's unconditioned generations (e.g. samplernn-music).
+3. Vocoder speed on one thread (fast path, batch 1).
+The data is read through the data setting (PLAYGROUND_DATA; skipped with a message when absent).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+import engine  # noqa: E402
+from bench.spectrograms import spectrogram_grid  # noqa: E402
+from engine.audio import dequantize, read_audio  # noqa: E402
+from engine.features import LogMel  # noqa: E402
+from engine.paths import data_root  # noqa: E402
+from engine.protocol import Conditioning  # noqa: E402
+from trainers.data.audio import audio_files  # noqa: E402
+from trainers.evaluate import evaluate_checkpoint  # noqa: E402
+
+
+def flatness(wave: np.ndarray) -> float:
+    import librosa
+    return float(np.mean(librosa.feature.spectral_flatness(y=wave.astype(np.float32), n_fft=1024,
+                                                           hop_length=256)))
+
+
+def held_out_excerpts(folder: Path, rate: int, seconds: float, val_fraction: float = 0.1) -> list[np.ndarray]:
+    """The first `seconds` of each track's held-out tail (trainers/data/audio.py's "tail" split)."""
+    out = []
+    for f in audio_files(folder):
+        wave = read_audio(f, rate, max_seconds=300.0)[0]
+        tail = wave[int(len(wave) * (1 - val_fraction)):]
+        out.append(tail[: int(seconds * rate)])
+    return out
+
+
+def to_wave(model, ids: torch.Tensor) -> np.ndarray:
+    return dequantize(ids[0], model.tokens.vocab_size, model.tokens.quantization).numpy()
+
+
+def main() -> int:
+    p = argparse.ArgumentParser()
+    p.add_argument("--model", default=str(REPO / "assets" / "models" / "music-pipeline"))
+    p.add_argument("--baseline", default=None, help="the same WaveNet trained without frames (held-out bits)")
+    p.add_argument("--compare", default=None, help="another audio model whose generations' flatness to report")
+    p.add_argument("--seconds", type=float, default=3.0)
+    p.add_argument("--eval-tokens", type=int, default=131_072)
+    p.add_argument("--image", default=str(REPO / "docs" / "music-pipeline-spectrograms.png"))
+    p.add_argument("--json", default=None)
+    a = p.parse_args()
+    root = data_root()
+    folder = (root / "audio" / "music") if root else None
+    if folder is None or not folder.is_dir():
+        print("skipped: the music folder is absent (set PLAYGROUND_DATA)")
+        return 0
+    torch.set_num_threads(1)
+    t0 = time.time()
+    pipe = engine.load_model(a.model).eval()
+    rate = pipe.frame_features.sample_rate
+    vocoder = pipe.vocoder if pipe.family == "pipeline" else pipe
+    out: dict = {"model": a.model, "seconds": a.seconds}
+
+    for name, path in (("vocoder", a.model), ("baseline", a.baseline)):
+        if path:
+            res = evaluate_checkpoint(path, folder, "val", max_tokens=a.eval_tokens)
+            out[f"{name}_heldout_nats"] = res.nats
+            print(f"held-out nats/sample, {name} ({path}): {res.nats:.4f} ({res.bits:.4f} bits) over {res.tokens} "
+                  f"samples  [{time.time() - t0:.0f} s]")
+
+    real = held_out_excerpts(folder, rate, a.seconds)
+    mel = LogMel(vocoder.frame_features)
+    copies, tokens = [], []
+    for w in real:
+        frames = mel(torch.from_numpy(w))
+        kw = dict(max_new_tokens=len(w), seed=0, batch_size=1, chunk_size=4096)
+        copies.append(to_wave(vocoder, engine.generate_all(vocoder, None, cond=Conditioning(frames=frames), **kw)))
+        if pipe.family == "pipeline":
+            decoded = pipe.codebook.decode(pipe.codebook.encode(frames))
+            tokens.append(to_wave(vocoder, engine.generate_all(vocoder, None, cond=Conditioning(frames=decoded),
+                                                               **kw)))
+    print(f"copy-synthesis of {len(real)} excerpts  [{time.time() - t0:.0f} s]")
+    n = int(a.seconds * rate)
+    gens = []
+    if pipe.family == "pipeline":
+        t1 = time.time()
+        for seed in range(4):
+            gens.append(to_wave(pipe, engine.generate_all(pipe, None, max_new_tokens=n, temperature=1.0, seed=seed)))
+        out["generation_x_real_time"] = sum(map(len, gens)) / rate / (time.time() - t1)
+    rows = {"real": real, "copy": copies, "through tokens": tokens, "generated": gens}
+    rows = {k: v for k, v in rows.items() if v}
+    for k, v in rows.items():
+        out[f"flatness_{k}"] = [flatness(w) for w in v]
+        print(f"spectral flatness, {k}: mean {np.mean(out[f'flatness_{k}']):.4f} "
+              f"({', '.join(f'{x:.4f}' for x in out[f'flatness_{k}'])})")
+    if a.compare:
+        other = engine.load_model(a.compare).eval()
+        waves = [to_wave(other, engine.generate_all(other, None, max_new_tokens=n, temperature=1.0, seed=s,
+                                                    batch_size=1)) for s in range(4)]
+        out["flatness_compare"] = [flatness(w) for w in waves]
+        print(f"spectral flatness, {a.compare} generations: mean {np.mean(out['flatness_compare']):.4f}")
+        rows[Path(a.compare).name] = waves
+    torch.set_num_threads(1)
+    frames = torch.rand(1, vocoder.frame_features.n_mels, 2000)
+    t = time.perf_counter()
+    engine.generate_all(vocoder, None, max_new_tokens=3 * rate, cond=Conditioning(frames=frames), seed=0,
+                        batch_size=1, chunk_size=2048)
+    out["vocoder_samples_per_s"] = 3 * rate / (time.perf_counter() - t)
+    print(f"vocoder, one thread, fast path: {out['vocoder_samples_per_s']:,.0f} samples/s = "
+          f"{out['vocoder_samples_per_s'] / rate:.1f}x real time at {rate // 1000} kHz")
+    spectrogram_grid({k: dict(enumerate(v)) for k, v in rows.items()}, a.image,
+                     f"music: the first {a.seconds:g} s of each track's held-out tail, its copy-synthesis, through "
+                     "the tokens, and generations (T=1, seeds 0-3)", rate, n_fft=1024, top_khz=4.0)
+    if a.json:
+        Path(a.json).write_text(json.dumps(out, indent=2))
+    print(f"image: {a.image}; total {time.time() - t0:.0f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
