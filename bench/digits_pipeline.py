@@ -81,9 +81,10 @@ def training_token_sequences(pipe, phases: int) -> set[tuple[int, ...]]:
 
 
 def vocoder_speed(vocoder, seconds: float = 3.0) -> float:
+    """Samples/s of the vocoder on one thread (fast path, batch 1), over `seconds` of its own sample rate."""
     torch.set_num_threads(1)
     frames = torch.rand(1, vocoder.frame_features.n_mels, 2000)
-    n = int(seconds * RATE)
+    n = int(seconds * vocoder.frame_features.sample_rate)
     t = time.perf_counter()
     engine.generate_all(vocoder, None, max_new_tokens=n, cond=Conditioning(frames=frames), seed=0,
                         batch_size=1, chunk_size=2048)

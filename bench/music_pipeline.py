@@ -29,6 +29,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 import engine  # noqa: E402
+from bench.digits_pipeline import vocoder_speed  # noqa: E402
 from bench.spectrograms import spectrogram_grid  # noqa: E402
 from engine.audio import dequantize, read_audio  # noqa: E402
 from engine.features import LogMel  # noqa: E402
@@ -119,12 +120,7 @@ def main() -> int:
         out["flatness_compare"] = [flatness(w) for w in waves]
         print(f"spectral flatness, {a.compare} generations: mean {np.mean(out['flatness_compare']):.4f}")
         rows[Path(a.compare).name] = waves
-    torch.set_num_threads(1)
-    frames = torch.rand(1, vocoder.frame_features.n_mels, 2000)
-    t = time.perf_counter()
-    engine.generate_all(vocoder, None, max_new_tokens=3 * rate, cond=Conditioning(frames=frames), seed=0,
-                        batch_size=1, chunk_size=2048)
-    out["vocoder_samples_per_s"] = 3 * rate / (time.perf_counter() - t)
+    out["vocoder_samples_per_s"] = vocoder_speed(vocoder)
     print(f"vocoder, one thread, fast path: {out['vocoder_samples_per_s']:,.0f} samples/s = "
           f"{out['vocoder_samples_per_s'] / rate:.1f}x real time at {rate // 1000} kHz")
     spectrogram_grid({k: dict(enumerate(v)) for k, v in rows.items()}, a.image,
