@@ -91,6 +91,14 @@ def vocoder_speed(vocoder, seconds: float = 3.0) -> float:
     return n / (time.perf_counter() - t)
 
 
+def report_vocoder_speed(vocoder, out: dict) -> None:
+    """vocoder_speed into out["vocoder_samples_per_s"], printed with its real-time factor."""
+    rate = vocoder.frame_features.sample_rate
+    out["vocoder_samples_per_s"] = vocoder_speed(vocoder)
+    print(f"vocoder, one thread, fast path: {out['vocoder_samples_per_s']:,.0f} samples/s = "
+          f"{out['vocoder_samples_per_s'] / rate:.1f}x real time at {rate / 1000:g} kHz")
+
+
 def main() -> int:
     p = argparse.ArgumentParser()
     p.add_argument("--model", default=str(REPO / "assets" / "models" / "digits-pipeline"))
@@ -203,9 +211,7 @@ def main() -> int:
         res = evaluate_checkpoint(path, FSDD, "val", max_tokens=a.eval_tokens, trailing_silence=0.0)
         out[f"{name}_heldout_bits"] = res.bits
         print(f"held-out bits/sample, {name} ({path}): {res.bits:.4f} over {res.tokens} samples")
-    out["vocoder_samples_per_s"] = vocoder_speed(vocoder)
-    print(f"vocoder, one thread, fast path: {out['vocoder_samples_per_s']:,.0f} samples/s = "
-          f"{out['vocoder_samples_per_s'] / RATE:.1f}x real time at 8 kHz")
+    report_vocoder_speed(vocoder, out)
 
     rows = {"real": {d: clips[d][0] for d in range(10)}, "copy": {d: copies[d * a.copies] for d in range(10)}}
     if shown_gen:

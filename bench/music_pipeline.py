@@ -29,7 +29,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 import engine  # noqa: E402
-from bench.digits_pipeline import vocoder_speed  # noqa: E402
+from bench.digits_pipeline import report_vocoder_speed  # noqa: E402
 from bench.spectrograms import spectrogram_grid  # noqa: E402
 from engine.audio import dequantize, read_audio  # noqa: E402
 from engine.features import LogMel  # noqa: E402
@@ -120,9 +120,7 @@ def main() -> int:
         out["flatness_compare"] = [flatness(w) for w in waves]
         print(f"spectral flatness, {a.compare} generations: mean {np.mean(out['flatness_compare']):.4f}")
         rows[Path(a.compare).name] = waves
-    out["vocoder_samples_per_s"] = vocoder_speed(vocoder)
-    print(f"vocoder, one thread, fast path: {out['vocoder_samples_per_s']:,.0f} samples/s = "
-          f"{out['vocoder_samples_per_s'] / rate:.1f}x real time at {rate // 1000} kHz")
+    report_vocoder_speed(vocoder, out)
     spectrogram_grid({k: dict(enumerate(v)) for k, v in rows.items()}, a.image,
                      f"music: the first {a.seconds:g} s of each track's held-out tail, its copy-synthesis, through "
                      "the tokens, and generations (T=1, seeds 0-3)", rate, n_fft=1024, top_khz=4.0)
