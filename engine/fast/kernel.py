@@ -310,12 +310,14 @@ def sample_row(logits, temperature, top_k, top_p, u, probs, scratch):
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
-def run_rows(ops, P, arena, Q, t0, last, first_step, U, temperature, top_k, top_p, logits, vocab, S, s_off, out):
+def run_rows(ops, P, arena, Q, t0, last, first_step, U, temperature, top_k, top_p, logits, vocab, S, SL, SW, s_off,
+             out):
     """n = U.shape[1] tokens for every row: token i first steps the model on the previous ids (except the very
     first token of a generation, whose logits the eager prime left in the arena), then samples row b with
     uniform U[b, i].  `last` holds the previous id per row and is updated; returns the clock after the chunk.
-    S [rows, n, w] holds per-step constants for clock values t0 .. t0+n-1 (w = 0: none), copied to arena
-    offset s_off before the step at each clock value."""
+    Per-step constants (w = S.shape[2] > 0; see lowering.StepTable): before the step at clock t0 + i, arena
+    offset s_off of row b gets lerp(S[b, SL[b, i]], S[b, SL[b, i] + 1], SW[b, i]), in torch.lerp's two-sided
+    form (exact at weights 0 and 1)."""
     n = U.shape[1]
     width = S.shape[2]
     probs = np.empty(vocab, np.float64)
@@ -325,10 +327,18 @@ def run_rows(ops, P, arena, Q, t0, last, first_step, U, temperature, top_k, top_
         if i > 0 or first_step:
             if width > 0:
                 for b in range(arena.shape[0]):
-                    row = S[b, t - t0]
+                    j = SL[b, t - t0]
+                    wt = SW[b, t - t0]
+                    lo = S[b, j]
+                    hi = S[b, j + 1]
                     dst = arena[b, s_off:s_off + width]
-                    for c in range(width):
-                        dst[c] = row[c]
+                    if wt < _HALF:
+                        for c in range(width):
+                            dst[c] = lo[c] + wt * (hi[c] - lo[c])
+                    else:
+                        w1 = wt - _ONE
+                        for c in range(width):
+                            dst[c] = hi[c] + w1 * (hi[c] - lo[c])
             step_rows(ops, P, arena, Q, t, last)
             t += 1
         for b in range(arena.shape[0]):

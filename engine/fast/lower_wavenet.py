@@ -6,7 +6,7 @@ import math
 import numpy as np
 
 from ..models.wavenet import WaveNet
-from .lowering import Lowered, Unsupported, np32, register_lowering
+from .lowering import Lowered, StepTable, Unsupported, np32, register_lowering
 from .program import ADD, COPY, GATE, RELU, SCALE, ProgramBuilder
 
 
@@ -15,7 +15,8 @@ def lower_wavenet(model: WaveNet) -> Lowered:
     R, G, S, V = cfg.residual_channels, cfg.gate_channels, cfg.skip_channels, cfg.n_classes
     half = G // 2
     pb = ProgramBuilder()
-    h, z, g, r, s, skip, h1, logits = (pb.buffer(n) for n in (R, G, half, R, S, S, S, V))
+    h, z, g, rs, skip, h1, logits = (pb.buffer(n) for n in (R, G, half, R + S, S, S, V))
+    r, s = rs, rs + R  # adjacent, so the residual and skip projections of g are one matrix-vector product
     if cfg.input == "embedding":
         pb.embed(h, np32(model.embed.weight))
     elif cfg.input == "onehot":  # one-hot through a 1x1 conv: column v of the weight plus the bias (exact: the
@@ -33,10 +34,13 @@ def lower_wavenet(model: WaveNet) -> Lowered:
         if local is not None:  # the same order as WaveNet.step: global bias, then the frames' bias
             pb.op(ADD, z, local + i * G, G)
         pb.op(GATE, g, z, half)
-        pb.linear(r, g, np32(layer.residual.weight)[:, :, 0], np32(layer.residual.bias))
-        pb.op(ADD, h, r, R)
-        pb.op(SCALE, h, R, sqrt_half)
-        pb.linear(s, g, np32(layer.skip.weight)[:, :, 0], np32(layer.skip.bias))
+        if i < len(model.layers) - 1:  # each output is the same sum in the same order as two products would be
+            pb.linear(r, g, np.concatenate([np32(layer.residual.weight), np32(layer.skip.weight)])[:, :, 0],
+                      np.concatenate([np32(layer.residual.bias), np32(layer.skip.bias)]))
+            pb.op(ADD, h, r, R)
+            pb.op(SCALE, h, R, sqrt_half)
+        else:  # the last layer's residual output feeds nothing
+            pb.linear(s, g, np32(layer.skip.weight)[:, :, 0], np32(layer.skip.bias))
         pb.op(COPY if i == 0 else ADD, skip, s, S)
     pb.op(RELU, skip, skip, S)
     pb.linear(h1, skip, np32(model.head1.weight)[:, :, 0], np32(model.head1.bias))
@@ -52,11 +56,12 @@ def lower_wavenet(model: WaveNet) -> Lowered:
     frame_net = model.frame_net  # not the model: the cache holding this closure must not keep the model alive
 
     def step_constants(state, t0: int, n: int):
-        """Local conditioning's gate biases for the chunk's clock values, [B, n, layers * G] (bounded by n)."""
+        """Local conditioning's gate biases for the chunk's clock values: the chunk's frame-rate biases
+        [B, F', layers * G] and each sample's blend of two of them (memory bounded by the chunk)."""
         if frame_net is None:
             return None
         fs = state.frames
-        return frame_net.sample_biases(fs.frames, fs.first_sample + t0, n).all().transpose(1, 2)
+        return StepTable(*frame_net.sample_biases(fs.frames, fs.first_sample + t0, n).frame_major())
 
     return Lowered(program, constants=constants, step_constants=step_constants)
 

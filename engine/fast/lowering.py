@@ -41,6 +41,17 @@ def _no_constants(state) -> dict[str, torch.Tensor]:
     return {}
 
 
+@dataclass
+class StepTable:
+    """Per-step constants as a blend of two rows of a small table: before the step at clock t0 + i, the
+    program's per-step region becomes lerp(values[b, left[b, i]], values[b, left[b, i] + 1], weight[b, i]).
+    Local conditioning's per-sample biases are exactly this (frame-rate biases, interpolated), so a chunk hands
+    over F' frame rows instead of n sample rows."""
+    values: torch.Tensor  # [B, F', width] float32
+    left: torch.Tensor  # [B, n] int64, 0 <= left <= F' - 2
+    weight: torch.Tensor  # [B, n] float32 in [0, 1]
+
+
 def _no_step_constants(state, t0: int, n: int) -> None:
     return None
 
@@ -61,8 +72,8 @@ class Lowered:
     constants: Callable[[Any], dict[str, torch.Tensor]] = field(default=_no_constants)  # name -> [B, n]
     get_t: Callable[[Any], int] = field(default=_get_t)
     set_t: Callable[[Any, int], None] = field(default=_set_t)
-    step_constants: Callable[[Any, int, int], torch.Tensor | None] = field(default=_no_step_constants)
-    # (state, t0, n) -> [B, n, width] float32, the per-step region's values at clock t0 .. t0+n-1 (or None)
+    step_constants: Callable[[Any, int, int], StepTable | None] = field(default=_no_step_constants)
+    # (state, t0, n) -> the per-step region's values at clock t0 .. t0+n-1 (or None)
 
 
 @dataclass(frozen=True)

@@ -94,26 +94,37 @@ class FastRunner:
             raise ValueError(f"uniforms must be [{n}, {b}], got {tuple(uniforms.shape)}")
         out = np.empty((b, n), np.int64)
         t0 = int(self.lowered.get_t(self.state))
-        table = self.lowered.step_constants(self.state, t0, n)
-        if table is None:
-            table = np.zeros((b, n, 0), np.float32)
-        else:
-            table = np.ascontiguousarray(table.detach().to("cpu", torch.float32).numpy())
-            if table.shape != (b, n, p.step_region[1]):
-                raise RuntimeError(f"per-step constants are {table.shape}, expected {(b, n, p.step_region[1])}")
+        values, left, weight = self._step_table(t0, n)
         args = (self.temperature, self.top_k, self.top_p, p.logits, p.vocab_size)
         if self.threads == 1:
-            t_end = run_rows(p.ops, p.params, self.arena, self.queues, t0, self.last, first_step, u, *args, table,
-                             p.step_region[0], out)
+            t_end = run_rows(p.ops, p.params, self.arena, self.queues, t0, self.last, first_step, u, *args,
+                             values, left, weight, p.step_region[0], out)
         else:
             bounds = np.linspace(0, b, self.threads + 1).astype(int)
             futures = [_pool().submit(run_rows, p.ops, p.params, self.arena[lo:hi], self.queues[lo:hi], t0,
-                                      self.last[lo:hi], first_step, u[lo:hi], *args, table[lo:hi],
-                                      p.step_region[0], out[lo:hi])
+                                      self.last[lo:hi], first_step, u[lo:hi], *args, values[lo:hi], left[lo:hi],
+                                      weight[lo:hi], p.step_region[0], out[lo:hi])
                        for lo, hi in zip(bounds[:-1], bounds[1:]) if hi > lo]
             t_end = [f.result() for f in futures][0]
         self.lowered.set_t(self.state, int(t_end))
         return torch.from_numpy(out)
+
+    def _step_table(self, t0: int, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The chunk's per-step table (`Lowered.step_constants`) as the kernel's arrays; width 0 when none."""
+        b, width = self.batch_size, self.program.step_region[1]
+        table = self.lowered.step_constants(self.state, t0, n)
+        if table is None:
+            return np.zeros((b, 2, 0), np.float32), np.zeros((b, n), np.int64), np.zeros((b, n), np.float32)
+        values = np.ascontiguousarray(table.values.detach().to("cpu", torch.float32).numpy())
+        left = np.ascontiguousarray(table.left.detach().to("cpu", torch.int64).numpy())
+        weight = np.ascontiguousarray(table.weight.detach().to("cpu", torch.float32).numpy())
+        if values.ndim != 3 or (values.shape[0], values.shape[2]) != (b, width) or left.shape != (b, n) \
+                or weight.shape != (b, n):
+            raise RuntimeError(f"per-step table {values.shape}, {left.shape}, {weight.shape} does not fit {b} rows, "
+                               f"{n} steps and a region of {width}")
+        if left.min() < 0 or left.max() > values.shape[1] - 2:
+            raise RuntimeError(f"per-step rows {left.min()}..{left.max() + 1} outside a table of {values.shape[1]}")
+        return values, left, weight
 
     def logits(self) -> torch.Tensor:
         """The logits after the last step, [B, V] (a copy), for handing back to the eager path."""
