@@ -28,8 +28,11 @@ class TrainConfig:
     codebook: str | None = None  # a frame-token codebook folder (trainers codebook): the audio folder's clips
     # become token sequences [start, class, tokens..., end] for a token language model (trainers/data/tokens.py)
     token_shifts: int = 1  # with codebook: each training clip also tokenized at this many - 1 other frame phases
+    token_speeds: tuple[float, ...] = ()  # with codebook: each training clip also at these speeds (e.g. 0.9, 1.1)
     class_dropout: float = 0.0  # with codebook and labels: share of training clips given the null class instead
     # of theirs, so the LM also models unconditioned clips (classifier-free guidance, engine/models/pipeline.py)
+    gain_db: float = 0.0  # audio: half the training windows played quieter, by up to this many dB (e.g. -40;
+    # trainers/augment.py; samples and frames alike); 0 = off
     frames_codebook: str | None = None  # a vocoder trains on the frames a pipeline will give it: each real frame
     # replaced by its nearest centroid in this codebook folder (trainers/data/tokens.decoded_frames)
     # optimization
@@ -93,6 +96,11 @@ def coerce(value: str, like: Any) -> Any:
             return float(value)
         except ValueError:
             raise UserError(f"expected a number, got {value!r}") from None
+    if isinstance(like, tuple):  # numbers, comma-separated ("0.9,1.1"; "" = none)
+        try:
+            return tuple(float(v) for v in value.split(",") if v.strip())
+        except ValueError:
+            raise UserError(f"expected comma-separated numbers, got {value!r}") from None
     if like is None:
         for kind in (int, float):
             try:

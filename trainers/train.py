@@ -44,6 +44,7 @@ from .data import DataError, SequenceDataset, StreamSampler, detect_kind, fit_al
 from .data.kinds import check_fits
 from .data.tokens import decoded_frames, token_sequences
 from .distill import DistillError, check_distillable, distillation_loss, load_teachers
+from .augment import attenuate
 from .evaluate import evaluate
 from .losses import detach_state, next_token_loss
 from .runlock import RunLock, RunLocked
@@ -99,6 +100,10 @@ def build(cfg: TrainConfig) -> tuple[Any, SequenceDataset]:
     check_fits(cfg.family, detect_kind(cfg.data) if cfg.data_kind == "auto" else cfg.data_kind, cfg.data)
     data = load_dataset(cfg.data, probe.tokens, cfg.data_kind, cfg.split, cfg.labels, cfg.val_fraction,
                         cfg.trailing_silence, features=probe.frame_features, frame_margin=probe.frame_context)
+    if cfg.gain_db and not (math.isfinite(cfg.gain_db) and -120 <= cfg.gain_db < 0 and data.kind == "audio"
+                            and not probe.training_stateful):
+        raise TrainError(f"gain_db attenuates audio training windows: a number from -120 to 0 (0 = off) for an "
+                         f"audio model trained on windows; got {cfg.gain_db} for {cfg.family} on {data.kind} data")
     if cfg.frames_codebook:
         if not data.frames:
             raise TrainError(f"frames_codebook is for a vocoder (a model conditioned on frames); this {cfg.family} "
@@ -130,7 +135,7 @@ def _build_token_lm(cfg: TrainConfig) -> tuple[Any, SequenceDataset]:
     the codebook and the labels (engine.frame_tokens.TokenLayout)."""
     codebook, features, _ = load_codebook(cfg.codebook)
     data = token_sequences(cfg.data, codebook, features, cfg.split, cfg.labels, cfg.val_fraction, cfg.token_shifts,
-                           cfg.class_dropout, cfg.seed)
+                           cfg.class_dropout, cfg.seed, tuple(cfg.token_speeds))
     layout = TokenLayout(codebook.size, data.num_labels, null_class=cfg.class_dropout > 0)
     fields = {f.name for f in dataclasses.fields(registry.config_class(cfg.family))}
     if not {"vocab_size", "start_id", "eos_id"} <= fields:
@@ -359,6 +364,10 @@ class _Run:
         cfg = self.cfg
         batch = self.stream.next() if self.stream else self.shard.sample_batch("train", cfg.batch_size,
                                                                                 self.window, self.gen)
+        if cfg.gain_db:
+            tokens = self.model.tokens
+            batch = attenuate(batch, cfg.gain_db, tokens.vocab_size, tokens.quantization,
+                              self.model.frame_features, self.gen)
         batch = batch.to(self.d.device)
         with self.autocast:
             nats_sum, count, state, penalties = self.net(batch, self.state)
@@ -471,7 +480,7 @@ def _training_meta(cfg: TrainConfig, data: SequenceDataset, model) -> dict:
             "data_description": data.description, "data_source": cfg.data_source, "license": cfg.license,
             "batch_size": cfg.batch_size, "lr": cfg.lr,
             **({"codebook": _portable_data_name(cfg.codebook), "token_shifts": cfg.token_shifts,
-                "class_dropout": cfg.class_dropout} if cfg.codebook else {}),
+                "token_speeds": list(cfg.token_speeds), "class_dropout": cfg.class_dropout} if cfg.codebook else {}),
             **({"distilled_from": [str(t) for t in cfg.teachers], "distill_weight": cfg.distill_weight,
                 "distill_temperature": cfg.distill_temperature} if cfg.teachers else {})}
 

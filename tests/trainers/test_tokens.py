@@ -149,6 +149,41 @@ def test_token_shifts_add_the_training_clips_at_other_frame_phases(tmp_path, par
         token_sequences(clips, codebook, features, shifts=0)
 
 
+def test_token_speeds_add_the_training_clips_played_faster_and_slower(tmp_path, parts):
+    clips, voc = parts
+    assert cli.main(["codebook", "--data", str(clips), "--vocoder", str(voc), "--size", "8", "--out",
+                     str(tmp_path / "cb")]) == 0
+    codebook, features, _ = load_codebook(tmp_path / "cb")
+    one = token_sequences(clips, codebook, features, split="fsdd", labels="prefix", shifts=2)
+    sped = token_sequences(clips, codebook, features, split="fsdd", labels="prefix", shifts=2, speeds=(0.8, 1.25))
+    n = len(one.sequences["train"])
+    assert len(sped.sequences["train"]) == 3 * n
+    assert all(torch.equal(a, b) for a, b in zip(one.sequences["val"], sped.sequences["val"]))  # held out: as is
+    assert all(torch.equal(a, b) for a, b in zip(one.sequences["train"], sped.sequences["train"][:n]))
+    slow, fast = sped.sequences["train"][n:2 * n], sped.sequences["train"][2 * n:]
+    for o, s, f in zip(one.sequences["train"], slow, fast):  # same class token; 0.8x is longer, 1.25x shorter
+        assert s[1] == o[1] == f[1] and len(s) > len(o) > len(f)
+    with pytest.raises(DataError, match="token_speeds"):
+        token_sequences(clips, codebook, features, speeds=(1.0,))
+    with pytest.raises(DataError, match="token_speeds"):
+        token_sequences(clips, codebook, features, speeds=(3.0,))
+
+
+def test_token_speeds_from_the_command_line(tmp_path, parts, capsys):
+    clips, voc = parts
+    assert cli.main(["codebook", "--data", str(clips), "--vocoder", str(voc), "--size", "8", "--out",
+                     str(tmp_path / "cb")]) == 0
+    args = ["train", "--family", "rnn", "--data", str(clips), "--set", f"codebook={tmp_path / 'cb'}",
+            "--set", "labels=prefix", "--set", "split=fsdd", "--set", "token_speeds=0.9,1.1", "--max-steps", "2",
+            "--set", "hidden_size=8", "--set", "layers=1", "--set", "batch_size=2", "--set", "seq_len=16",
+            "--out", str(tmp_path / "lm"), "--no-progress", "--no-samples"]
+    assert cli.main(args) == 0
+    assert json.loads((tmp_path / "lm" / "run.json").read_text())["token_speeds"] == [0.9, 1.1]
+    bad = [a.replace("0.9,1.1", "0.9,x").replace(str(tmp_path / "lm"), str(tmp_path / "bad")) for a in args]
+    assert cli.main(bad) == 2  # a usage error, said in one line
+    assert "comma-separated numbers" in capsys.readouterr().err
+
+
 def test_class_dropout_gives_some_training_clips_the_null_class(tmp_path, parts):
     clips, voc = parts
     assert cli.main(["codebook", "--data", str(clips), "--vocoder", str(voc), "--size", "8", "--out",

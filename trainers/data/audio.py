@@ -62,9 +62,13 @@ def audio_folder(folder: str | Path, sample_rate: int, n_classes: int = 256, qua
                  start_id: int | None = None, split: str = "auto", labels: str = "none",
                  val_fraction: float = 0.1, trailing_silence: float = 0.0,
                  max_seconds_per_file: float = 300.0, features: LogMelConfig | None = None,
-                 frame_margin: int = 0, offset: int = 0) -> SequenceDataset:
+                 frame_margin: int = 0, offset: int = 0, speed: float = 1.0) -> SequenceDataset:
     """Read every audio file under `folder`; unreadable ones are skipped with a warning that names them.
-    `offset` drops every clip's first samples (token augmentation: the frames of the same clip at another phase)."""
+    `offset` drops every clip's first samples (token augmentation: the frames of the same clip at another phase).
+    `speed` plays every clip that much faster (resampled to sample_rate / speed and read as sample_rate: shorter
+    and higher, the speed perturbation of Ko et al., Interspeech 2015), another token augmentation."""
+    if not 0.5 <= speed <= 2.0:
+        raise DataError(f"speed must be from 0.5 to 2, got {speed}")
     if split not in SPLIT_RULES:
         raise DataError(f"split must be one of {', '.join(SPLIT_RULES)}, got {split!r}")
     if labels not in LABEL_RULES:
@@ -88,7 +92,8 @@ def audio_folder(folder: str | Path, sample_rate: int, n_classes: int = 256, qua
     skipped: list[str] = []
     for f, rel in zip(files, rels):
         try:
-            wave, _ = read_audio(f, sample_rate, max_seconds=max_seconds_per_file)
+            wave, _ = read_audio(f, sample_rate if speed == 1.0 else round(sample_rate / speed),
+                                 max_seconds=max_seconds_per_file)
         except AudioError as e:
             skipped.append(f"{rel} ({e})")
             continue

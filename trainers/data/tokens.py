@@ -21,7 +21,7 @@ from .base import DataError, SequenceDataset
 
 def token_sequences(folder: str | Path, codebook: FrameCodebook, features: LogMelConfig, split: str = "auto",
                     labels: str = "none", val_fraction: float = 0.1, shifts: int = 1,
-                    class_dropout: float = 0.0, seed: int = 0) -> SequenceDataset:
+                    class_dropout: float = 0.0, seed: int = 0, speeds: tuple[float, ...] = ()) -> SequenceDataset:
     """With `shifts` > 1 the training split also holds every clip tokenized at `shifts - 1` other frame phases
     (the clip started k * hop / shifts samples later): the same words as other, equally real token sequences, which
     a token LM needs because the clips are few (FSDD has 2,700 training takes) and it overfits them otherwise.
@@ -29,21 +29,26 @@ def token_sequences(folder: str | Path, codebook: FrameCodebook, features: LogMe
 
     `class_dropout` (with labels): that share of the training sequences, drawn with `seed`, carry the null class
     instead of their own (TokenLayout.null_class), so the LM also learns the unconditioned clips that
-    classifier-free guidance contrasts with; held-out sequences keep their class."""
+    classifier-free guidance contrasts with; held-out sequences keep their class.
+
+    `speeds` (say (0.9, 1.1)): the training split also holds every clip played at each of these speeds
+    (audio_folder's `speed`; each at the same `shifts` phases): the same words from slightly other voices."""
     if not 1 <= shifts <= features.hop:
         raise DataError(f"token_shifts must be from 1 to the hop ({features.hop}), got {shifts}")
     if not 0.0 <= class_dropout < 1.0:
         raise DataError(f"class_dropout must be in [0, 1), got {class_dropout}")
     gen = torch.Generator().manual_seed(seed)
     seqs: dict[str, list[torch.Tensor]] = {"train": [], "val": []}
-    for k in range(shifts):
+    if any(not 0.5 <= v <= 2.0 or v == 1.0 for v in speeds):
+        raise DataError(f"token_speeds must be from 0.5 to 2 and not 1 (the clips themselves), got {list(speeds)}")
+    for speed, k in [(1.0, k) for k in range(shifts)] + [(v, k) for v in speeds for k in range(shifts)]:
         clips = audio_folder(folder, features.sample_rate, split=split, labels=labels, val_fraction=val_fraction,
-                             features=features, offset=k * features.hop // shifts)
+                             features=features, offset=k * features.hop // shifts, speed=speed)
         if class_dropout and not clips.labels:
             raise DataError("class_dropout needs class labels (labels=prefix or folder)")
         layout = TokenLayout(codebook.size, clips.num_labels, null_class=class_dropout > 0)
         for part, frames in clips.frames.items():
-            if k == 0 or part == "train":
+            if (k == 0 and speed == 1.0) or part == "train":
                 drop = (torch.rand(len(frames), generator=gen) < class_dropout).tolist() if part == "train" \
                     else [False] * len(frames)
                 seqs[part] += [layout.sequence(codebook.encode(f), clips.labels[part][i] if clips.labels else None,
