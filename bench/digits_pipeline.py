@@ -66,17 +66,18 @@ def classify(clf, norm, waves: list[np.ndarray]) -> torch.Tensor:
     return predict(clf, norm, torch.tensor(np.stack([features(w) for w in waves])))
 
 
-def training_token_sequences(pipe, phases: int) -> set[tuple[int, ...]]:
-    """Every training take's token sequence at each of `phases` frame phases (offsets as in
-    trainers/data/tokens.token_sequences)."""
+def training_token_sequences(pipe, phases: int, speeds=()) -> set[tuple[int, ...]]:
+    """Every training take's token sequence at each of `phases` frame phases and each playback speed (1 and
+    `speeds`; offsets and speeds as in trainers/data/tokens.token_sequences)."""
     features_cfg = pipe.frame_features
     mel, seqs = LogMel(features_cfg), set()
     for f in sorted(FSDD.glob("*.wav")):
         m = FSDD_NAME.match(f.name)
         if m and int(m.group(3)) >= 5:
-            wave = torch.from_numpy(read_audio(f, RATE)[0])
-            for k in range(phases):
-                seqs.add(tuple(pipe.codebook.encode(mel(wave[k * features_cfg.hop // phases:]))[0].tolist()))
+            for speed in (1.0, *speeds):
+                wave = torch.from_numpy(read_audio(f, RATE if speed == 1.0 else round(RATE / speed))[0])
+                for k in range(phases):
+                    seqs.add(tuple(pipe.codebook.encode(mel(wave[k * features_cfg.hop // phases:]))[0].tolist()))
     return seqs
 
 
@@ -176,7 +177,8 @@ def main() -> int:
         lm_training = engine.checkpoint.read_meta(a.model).get("lm") or {}
         phases = int(a.phases or lm_training.get("token_shifts")
                      or get_preset("rnn", "digit-tokens").train.get("token_shifts", 1))
-        train_seqs = training_token_sequences(pipe, phases)
+        speeds = tuple(lm_training.get("token_speeds") or ())
+        train_seqs = training_token_sequences(pipe, phases, speeds)
         gens, labels, exact = [], [], 0
         t1 = time.time()
         samples = 0
@@ -201,7 +203,8 @@ def main() -> int:
         print(f"classifier on {len(gens)} generations (T=1, guidance {guidance}, seeds 0-{a.per_digit - 1}): "
               f"{out['generated_accuracy']:.1%}; per digit "
               + " ".join(f"{d}:{v:.0%}" for d, v in out["generated_per_digit"].items())
-              + f"; exact copies of a training token sequence ({phases} phases): {exact}/{len(gens)}; "
+              + f"; exact copies of a training token sequence ({phases} phases, speeds "
+              f"{', '.join(map(str, (1.0, *speeds)))}): {exact}/{len(gens)}; "
               f"{out['generation_x_real_time']:.1f}x real time  [{time.time() - t0:.0f} s]")
 
     if a.only_generations:
