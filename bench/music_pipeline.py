@@ -6,7 +6,8 @@
 1. Held-out bits/sample of the vocoder given the true frames, beside `--baseline` (the same WaveNet without frames),
    on the held-out last 10 % of each of the music folder's 4 tracks.
 2. Real audio, copy-synthesis and generations, each scored by mean spectral flatness (librosa; near 1 is white
-   noise, near 0 a few sharp partials: harmonic lines) and drawn as spectrograms into docs/music-pipeline-
+   noise, near 0 a few sharp partials) and by the harmonic share of their power (librosa's harmonic-percussive
+   separation: about 0.5 for white noise, near 1 for sustained notes: harmonic lines), and drawn as spectrograms into docs/music-pipeline-
    spectrograms.png.  Real: the first `--seconds` of each track's held-out tail (no selection).  Copy: those
    excerpts re-played by the vocoder from their own frames (seed 0), and through the tokens (frames -> nearest
    token -> centroid -> vocoder).  Generated: `--seconds` per seed 0-3 at temperature 1 (no selection).
@@ -45,6 +46,15 @@ def flatness(wave: np.ndarray) -> float:
                                                            hop_length=256)))
 
 
+def harmonic_share(wave: np.ndarray) -> float:
+    """Share of the power spectrogram that librosa's harmonic-percussive separation (median filtering, margin 1)
+    puts in the harmonic part: horizontal lines.  About 0.5 for white noise, near 1 for sustained notes."""
+    import librosa
+    power = np.abs(librosa.stft(wave.astype(np.float32), n_fft=1024, hop_length=256)) ** 2
+    harmonic, percussive = librosa.decompose.hpss(power, margin=1.0)
+    return float(harmonic.sum() / max(harmonic.sum() + percussive.sum(), 1e-20))
+
+
 def held_out_excerpts(folder: Path, rate: int, seconds: float, val_fraction: float = 0.1) -> list[np.ndarray]:
     """The first `seconds` of each track's held-out tail (trainers/data/audio.py's "tail" split)."""
     out = []
@@ -68,6 +78,9 @@ def main() -> int:
     p.add_argument("--eval-tokens", type=int, default=131_072)
     p.add_argument("--image", default=str(REPO / "docs" / "music-pipeline-spectrograms.png"))
     p.add_argument("--json", default=None)
+    p.add_argument("--vocoder-temperature", type=float, default=None,
+                   help="the vocoder's sampling temperature (default: the pipeline's own vocoder_temperature)")
+    p.add_argument("--skip-bits", action="store_true", help="no held-out evaluation (spectra and speed only)")
     a = p.parse_args()
     root = data_root()
     folder = (root / "audio" / "music") if root else None
@@ -79,10 +92,13 @@ def main() -> int:
     pipe = engine.load_model(a.model).eval()
     rate = pipe.frame_features.sample_rate
     vocoder = pipe.vocoder if pipe.family == "pipeline" else pipe
-    out: dict = {"model": a.model, "seconds": a.seconds}
+    vtemp = a.vocoder_temperature
+    if vtemp is None:
+        vtemp = pipe.decode_options.get("vocoder_temperature", 1.0) if pipe.family == "pipeline" else 1.0
+    out: dict = {"model": a.model, "seconds": a.seconds, "vocoder_temperature": vtemp}
 
     for name, path in (("vocoder", a.model), ("baseline", a.baseline)):
-        if path:
+        if path and not a.skip_bits:
             res = evaluate_checkpoint(path, folder, "val", max_tokens=a.eval_tokens)
             out[f"{name}_heldout_nats"] = res.nats
             print(f"held-out nats/sample, {name} ({path}): {res.nats:.4f} ({res.bits:.4f} bits) over {res.tokens} "
@@ -93,7 +109,7 @@ def main() -> int:
     copies, tokens = [], []
     for w in real:
         frames = mel(torch.from_numpy(w))
-        kw = dict(max_new_tokens=len(w), seed=0, batch_size=1, chunk_size=4096)
+        kw = dict(max_new_tokens=len(w), seed=0, batch_size=1, chunk_size=4096, temperature=vtemp)
         copies.append(to_wave(vocoder, engine.generate_all(vocoder, None, cond=Conditioning(frames=frames), **kw)))
         if pipe.family == "pipeline":
             decoded = pipe.codebook.decode(pipe.codebook.encode(frames))
@@ -105,20 +121,26 @@ def main() -> int:
     if pipe.family == "pipeline":
         t1 = time.time()
         for seed in range(4):
-            gens.append(to_wave(pipe, engine.generate_all(pipe, None, max_new_tokens=n, temperature=1.0, seed=seed)))
+            gens.append(to_wave(pipe, engine.generate_all(pipe, None, max_new_tokens=n, temperature=1.0, seed=seed,
+                                                          decode_options={"vocoder_temperature": vtemp})))
         out["generation_x_real_time"] = sum(map(len, gens)) / rate / (time.time() - t1)
     rows = {"real": real, "copy": copies, "through tokens": tokens, "generated": gens}
     rows = {k: v for k, v in rows.items() if v}
     for k, v in rows.items():
         out[f"flatness_{k}"] = [flatness(w) for w in v]
-        print(f"spectral flatness, {k}: mean {np.mean(out[f'flatness_{k}']):.4f} "
-              f"({', '.join(f'{x:.4f}' for x in out[f'flatness_{k}'])})")
+        out[f"harmonic_{k}"] = [harmonic_share(w) for w in v]
+        print(f"{k}: spectral flatness mean {np.mean(out[f'flatness_{k}']):.4f} "
+              f"({', '.join(f'{x:.4f}' for x in out[f'flatness_{k}'])}); harmonic share mean "
+              f"{np.mean(out[f'harmonic_{k}']):.3f} ({', '.join(f'{x:.3f}' for x in out[f'harmonic_{k}'])})")
     if a.compare:
         other = engine.load_model(a.compare).eval()
         waves = [to_wave(other, engine.generate_all(other, None, max_new_tokens=n, temperature=1.0, seed=s,
                                                     batch_size=1)) for s in range(4)]
         out["flatness_compare"] = [flatness(w) for w in waves]
-        print(f"spectral flatness, {a.compare} generations: mean {np.mean(out['flatness_compare']):.4f}")
+        out["harmonic_compare"] = [harmonic_share(w) for w in waves]
+        print(f"{a.compare} generations: spectral flatness mean {np.mean(out['flatness_compare']):.4f}; harmonic "
+              f"share mean {np.mean(out['harmonic_compare']):.3f} "
+              f"({', '.join(f'{x:.3f}' for x in out['harmonic_compare'])})")
         rows[Path(a.compare).name] = waves
     report_vocoder_speed(vocoder, out)
     spectrogram_grid({k: dict(enumerate(v)) for k, v in rows.items()}, a.image,
