@@ -75,12 +75,25 @@ class SampleBiases:
 
     def __init__(self, biases: torch.Tensor, left: torch.Tensor, weight: torch.Tensor):
         self.biases, self.left, self.weight = biases, left, weight.unsqueeze(1).to(biases.dtype)
+        self._matrix: torch.Tensor | None = None
 
     def channels(self, lo: int, hi: int) -> torch.Tensor:
-        """[B, hi - lo, n]: channels lo .. hi-1 of every sample's bias."""
-        b = self.biases[:, lo:hi]
-        idx = self.left.unsqueeze(1).expand(-1, hi - lo, -1)
-        return torch.lerp(b.gather(2, idx), b.gather(2, idx + 1), self.weight)
+        """[B, hi - lo, n]: channels lo .. hi-1 of every sample's bias, as one batched product with the blend
+        matrix [B, F', n] (two non-zeros per column: 1 - w at the left frame, w at the right one).  The same
+        blend as gathering each sample's two frames, but it trains far faster: a gather's backward is a
+        scatter-add (and so is F.interpolate's), which took 40 % of a vocoder's training step."""
+        return torch.bmm(self.biases[:, lo:hi], self._blend_matrix())
+
+    def _blend_matrix(self) -> torch.Tensor:
+        if self._matrix is None:
+            b, f, n = self.biases.shape[0], self.biases.shape[2], self.left.shape[1]
+            m = self.biases.new_zeros(b, f, n)
+            w = self.weight[:, 0].expand(b, n)
+            left = self.left.expand(b, n)
+            m.scatter_(1, left.unsqueeze(1), (1 - w).unsqueeze(1))
+            m.scatter_(1, (left + 1).unsqueeze(1), w.unsqueeze(1))
+            self._matrix = m
+        return self._matrix
 
     def frame_major(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """The same biases for the fast path: the frame-rate table [B, F', D] (frame-major, contiguous), and per
