@@ -4,7 +4,9 @@
         [--seconds 3] [--json F]
 
 1. Held-out bits/sample of the vocoder given the true frames, beside `--baseline` (the same WaveNet without frames),
-   on the held-out last 10 % of each of the music folder's 4 tracks.
+   on the held-out last 10 % of each of the music folder's 4 tracks: every sample of them (576,272 at 16 kHz), and
+   per track.  (Training's own evaluation scores a 131,072-sample subset: the first track's tail and the start
+   of the second's, which holds the first track's fade-out and so over-weights quiet audio.)
 2. Real audio, copy-synthesis and generations, each scored by mean spectral flatness (librosa; near 1 is white
    noise, near 0 a few sharp partials) and by the harmonic share of their power (librosa's harmonic-percussive
    separation: about 0.5 for white noise, near 1 for sustained notes: harmonic lines), and drawn as spectrograms into docs/music-pipeline-
@@ -18,6 +20,7 @@ The data is read through the data setting (PLAYGROUND_DATA; skipped with a messa
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import sys
 import time
@@ -37,7 +40,8 @@ from engine.features import LogMel  # noqa: E402
 from engine.paths import data_root  # noqa: E402
 from engine.protocol import Conditioning  # noqa: E402
 from trainers.data.audio import audio_files  # noqa: E402
-from trainers.evaluate import evaluate_checkpoint  # noqa: E402
+from trainers.data import load_dataset  # noqa: E402
+from trainers.evaluate import evaluate  # noqa: E402
 
 
 def flatness(wave: np.ndarray) -> float:
@@ -53,6 +57,28 @@ def harmonic_share(wave: np.ndarray) -> float:
     power = np.abs(librosa.stft(wave.astype(np.float32), n_fft=1024, hop_length=256)) ** 2
     harmonic, percussive = librosa.decompose.hpss(power, margin=1.0)
     return float(harmonic.sum() / max(harmonic.sum() + percussive.sum(), 1e-20))
+
+
+def held_out_nats(path: str, folder: Path) -> tuple[float, list[float], list[int]]:
+    """Held-out nats/sample of a WaveNet (or a pipeline's vocoder, given the true frames) over the whole held-out
+    split as its training run read it (every sample of every track's tail), and per track."""
+    model = engine.load_model(path).eval()
+    training = engine.checkpoint.read_meta(path).get("training", {}) or {}
+    if model.family == "pipeline":
+        model, training = model.vocoder, training.get("vocoder") or training
+    data = load_dataset(folder, model.tokens, "auto", training.get("split", "tail"), "none",
+                        training.get("val_fraction", 0.1), 0.0, features=model.frame_features,
+                        frame_margin=model.frame_context)
+    per, counts = [], []
+    for i in range(len(data.sequences["val"])):
+        one = copy.copy(data)
+        one.sequences = {"val": [data.sequences["val"][i]]}
+        if data.frames:
+            one.frames = {"val": [data.frames["val"][i]]}
+        res = evaluate(model, one, "val", 1024, 16)
+        per.append(res.nats)
+        counts.append(res.tokens)
+    return float(np.average(per, weights=counts)), per, counts
 
 
 def held_out_excerpts(folder: Path, rate: int, seconds: float, val_fraction: float = 0.1) -> list[np.ndarray]:
@@ -75,7 +101,6 @@ def main() -> int:
     p.add_argument("--baseline", default=None, help="the same WaveNet trained without frames (held-out bits)")
     p.add_argument("--compare", default=None, help="another audio model whose generations' flatness to report")
     p.add_argument("--seconds", type=float, default=3.0)
-    p.add_argument("--eval-tokens", type=int, default=131_072)
     p.add_argument("--image", default=str(REPO / "docs" / "music-pipeline-spectrograms.png"))
     p.add_argument("--json", default=None)
     p.add_argument("--vocoder-temperature", type=float, default=None,
@@ -99,10 +124,10 @@ def main() -> int:
 
     for name, path in (("vocoder", a.model), ("baseline", a.baseline)):
         if path and not a.skip_bits:
-            res = evaluate_checkpoint(path, folder, "val", max_tokens=a.eval_tokens)
-            out[f"{name}_heldout_nats"] = res.nats
-            print(f"held-out nats/sample, {name} ({path}): {res.nats:.4f} ({res.bits:.4f} bits) over {res.tokens} "
-                  f"samples  [{time.time() - t0:.0f} s]")
+            nats, per, counts = held_out_nats(path, folder)
+            out[f"{name}_heldout_nats"], out[f"{name}_heldout_nats_per_track"] = nats, per
+            print(f"held-out nats/sample, {name} ({path}): {nats:.4f} ({nats / np.log(2):.4f} bits) over "
+                  f"{sum(counts)} samples; per track {', '.join(f'{x:.3f}' for x in per)}  [{time.time() - t0:.0f} s]")
 
     real = held_out_excerpts(folder, rate, a.seconds)
     mel = LogMel(vocoder.frame_features)
