@@ -41,7 +41,7 @@ from bench.wavenet_digits import FSDD, RATE, features, load_fsdd, predict, train
 from engine.audio import dequantize, read_audio  # noqa: E402
 from engine.features import LogMel  # noqa: E402
 from engine.protocol import Conditioning  # noqa: E402
-from trainers.data.audio import FSDD_NAME  # noqa: E402
+from trainers.data.audio import FSDD_NAME, speed_rate  # noqa: E402
 from trainers.evaluate import evaluate_checkpoint  # noqa: E402
 from trainers.presets import get_preset  # noqa: E402
 
@@ -75,7 +75,7 @@ def training_token_sequences(pipe, phases: int, speeds=()) -> set[tuple[int, ...
         m = FSDD_NAME.match(f.name)
         if m and int(m.group(3)) >= 5:
             for speed in (1.0, *speeds):
-                wave = torch.from_numpy(read_audio(f, RATE if speed == 1.0 else round(RATE / speed))[0])
+                wave = torch.from_numpy(read_audio(f, speed_rate(RATE, speed))[0])
                 for k in range(phases):
                     seqs.add(tuple(pipe.codebook.encode(mel(wave[k * features_cfg.hop // phases:]))[0].tolist()))
     return seqs
