@@ -481,6 +481,7 @@ def _training_meta(cfg: TrainConfig, data: SequenceDataset, model) -> dict:
             "batch_size": cfg.batch_size, "lr": cfg.lr,
             **({"codebook": _portable_data_name(cfg.codebook), "token_shifts": cfg.token_shifts,
                 "token_speeds": list(cfg.token_speeds), "class_dropout": cfg.class_dropout} if cfg.codebook else {}),
+            **({"gain_db": cfg.gain_db} if cfg.gain_db else {}),
             **({"distilled_from": [str(t) for t in cfg.teachers], "distill_weight": cfg.distill_weight,
                 "distill_temperature": cfg.distill_temperature} if cfg.teachers else {})}
 

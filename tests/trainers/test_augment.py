@@ -68,6 +68,7 @@ def test_a_vocoder_trains_with_gain_db_and_text_data_is_refused(tmp_path, capsys
                                 checkpoint_every=3, device="cpu", samples=False), progress=False)
     assert np.isfinite(summary["val_loss"])
     assert json.loads((tmp_path / "run" / "run.json").read_text())["gain_db"] == -30.0
+    assert json.loads((tmp_path / "run" / "best" / "config.json").read_text())["training"]["gain_db"] == -30.0
     with pytest.raises(TrainError, match="gain_db"):
         train(TrainConfig(family="wavenet", data=str(clips), out=str(tmp_path / "up"), model=model, gain_db=6.0,
                           max_steps=1, device="cpu", samples=False), progress=False)
