@@ -174,7 +174,7 @@ def main() -> int:
 
     shown_gen = {}
     if pipe.family == "pipeline":
-        lm_training = engine.checkpoint.read_meta(a.model).get("lm") or {}
+        lm_training = (engine.checkpoint.read_meta(a.model).get("training") or {}).get("lm") or {}
         phases = int(a.phases or lm_training.get("token_shifts")
                      or get_preset("rnn", "digit-tokens").train.get("token_shifts", 1))
         speeds = tuple(lm_training.get("token_speeds") or ())
