@@ -75,25 +75,32 @@ class SampleBiases:
 
     def __init__(self, biases: torch.Tensor, left: torch.Tensor, weight: torch.Tensor):
         self.biases, self.left, self.weight = biases, left, weight.unsqueeze(1).to(biases.dtype)
-        self._matrix: torch.Tensor | None = None
+        self._blocks: list[tuple[int, int, torch.Tensor]] | None = None
+
+    BLOCK = 2048  # samples per blend matrix: its size is B x (BLOCK / hop + 2) x BLOCK, whatever n is
 
     def channels(self, lo: int, hi: int) -> torch.Tensor:
-        """[B, hi - lo, n]: channels lo .. hi-1 of every sample's bias, as one batched product with the blend
-        matrix [B, F', n] (two non-zeros per column: 1 - w at the left frame, w at the right one).  The same
-        blend as gathering each sample's two frames, but it trains far faster: a gather's backward is a
-        scatter-add (and so is F.interpolate's), which took 40 % of a vocoder's training step."""
-        return torch.bmm(self.biases[:, lo:hi], self._blend_matrix())
+        """[B, hi - lo, n]: channels lo .. hi-1 of every sample's bias, as batched products with blend matrices
+        (per block of samples, [B, frames of the block, block]: two non-zeros per column, 1 - w at the left frame
+        and w at the right one).  The same blend as gathering each sample's two frames, but it trains far
+        faster: a gather's backward is a scatter-add (and so is F.interpolate's), which took 40 % of a vocoder's
+        training step.  Blocks keep the matrices small for a long prompt."""
+        parts = [torch.bmm(self.biases[:, lo:hi, f0:f1], m) for f0, f1, m in self._blend_blocks()]
+        return parts[0] if len(parts) == 1 else torch.cat(parts, 2)
 
-    def _blend_matrix(self) -> torch.Tensor:
-        if self._matrix is None:
-            b, f, n = self.biases.shape[0], self.biases.shape[2], self.left.shape[1]
-            m = self.biases.new_zeros(b, f, n)
-            w = self.weight[:, 0].expand(b, n)
-            left = self.left.expand(b, n)
-            m.scatter_(1, left.unsqueeze(1), (1 - w).unsqueeze(1))
-            m.scatter_(1, (left + 1).unsqueeze(1), w.unsqueeze(1))
-            self._matrix = m
-        return self._matrix
+    def _blend_blocks(self) -> list[tuple[int, int, torch.Tensor]]:
+        if self._blocks is None:
+            b, n = self.biases.shape[0], self.left.shape[1]
+            self._blocks = []
+            for a in range(0, n, self.BLOCK):
+                left = self.left[:, a:a + self.BLOCK].expand(b, -1)
+                w = self.weight[:, 0, a:a + self.BLOCK].expand(b, -1)
+                f0, f1 = int(left.min()), int(left.max()) + 2
+                m = self.biases.new_zeros(b, f1 - f0, left.shape[1])
+                m.scatter_(1, (left - f0).unsqueeze(1), (1 - w).unsqueeze(1))
+                m.scatter_(1, (left - f0 + 1).unsqueeze(1), w.unsqueeze(1))
+                self._blocks.append((f0, f1, m))
+        return self._blocks
 
     def frame_major(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """The same biases for the fast path: the frame-rate table [B, F', D] (frame-major, contiguous), and per
