@@ -10,13 +10,12 @@ window offsets, as training batches do.  Reports the median of 10 steps after on
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import subprocess
 import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+from bench.alternating import checkouts, in_checkout, rounds, table  # noqa: E402
 
 _MEASURE = r"""
 import json, statistics, sys, time, torch
@@ -45,13 +44,6 @@ print(json.dumps({"ms": 1000 * statistics.median(times)}))
 """
 
 
-def measure(tree: Path, model: Path, batch: int, window: int) -> float:
-    env = dict(os.environ, PYTHONPATH=str(tree), OMP_NUM_THREADS="1")
-    out = subprocess.run([sys.executable, "-c", _MEASURE, str(model), str(batch), str(window)], cwd=tree, env=env,
-                         capture_output=True, text=True, check=True)
-    return json.loads(out.stdout.strip().splitlines()[-1])["ms"]
-
-
 def main() -> int:
     p = argparse.ArgumentParser()
     p.add_argument("models", nargs="+", help="checkpoints to time")
@@ -60,17 +52,13 @@ def main() -> int:
     p.add_argument("--batch", type=int, default=8)
     p.add_argument("--window", type=int, default=1535)
     a = p.parse_args()
-    trees = [("current", REPO)] + ([("baseline", Path(a.baseline).resolve())] if a.baseline else [])
-    results: dict = {}
-    for r in range(a.rounds):
-        for name, tree in (trees if r % 2 == 0 else trees[::-1]):
-            for m in a.models:
-                ms = measure(tree, Path(m).resolve(), a.batch, a.window)
-                results.setdefault((m, name), []).append(ms)
-                print(f"round {r + 1} {name:8s} {m}: {ms:.0f} ms/step", flush=True)
-    print("\n| model | tree | ms per training step, one thread (each round) |\n|---|---|---|")
-    for (m, name), xs in results.items():
-        print(f"| {m} | {name} | {' / '.join(f'{x:.0f}' for x in xs)} |")
+
+    def measure(tree: Path, model: Path) -> tuple[float, str]:
+        ms = in_checkout(tree, _MEASURE, str(model), str(a.batch), str(a.window))["ms"]
+        return ms, f"{ms:.0f} ms/step"
+
+    results = rounds(checkouts(a.baseline), a.models, a.rounds, measure)
+    table(results, "ms per training step, one thread", ".0f")
     return 0
 
 

@@ -10,13 +10,12 @@ Alternating the trees puts a shared machine's load on both alike; the ratio is w
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import subprocess
 import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+from bench.alternating import checkouts, in_checkout, rounds, table  # noqa: E402
 DEFAULT_MODELS = [REPO / "assets" / "models" / "digits-pipeline", REPO / "assets" / "models" / "music-pipeline"]
 
 _MEASURE = r"""
@@ -38,11 +37,10 @@ print(json.dumps({"samples_per_s": n / (time.perf_counter() - t), "rate": rate})
 """
 
 
-def measure(tree: Path, model: Path) -> dict:
-    env = dict(os.environ, PYTHONPATH=str(tree), OMP_NUM_THREADS="1")
-    out = subprocess.run([sys.executable, "-c", _MEASURE, str(model)], cwd=tree, env=env, capture_output=True,
-                         text=True, check=True)
-    return json.loads(out.stdout.strip().splitlines()[-1])
+def measure(tree: Path, model: Path) -> tuple[float, str]:
+    got = in_checkout(tree, _MEASURE, str(model))
+    x = got["samples_per_s"] / got["rate"]
+    return x, f"{got['samples_per_s']:,.0f} samples/s = {x:.2f}x real time at {got['rate'] / 1000:g} kHz"
 
 
 def main() -> int:
@@ -52,19 +50,8 @@ def main() -> int:
     p.add_argument("--baseline", default=None, help="another checkout to time the same models under")
     p.add_argument("--rounds", type=int, default=3)
     a = p.parse_args()
-    trees = [("current", REPO)] + ([("baseline", Path(a.baseline).resolve())] if a.baseline else [])
-    results: dict = {}
-    for r in range(a.rounds):
-        for name, tree in (trees if r % 2 == 0 else trees[::-1]):
-            for m in a.models:
-                got = measure(tree, Path(m).resolve())
-                x = got["samples_per_s"] / got["rate"]
-                results.setdefault((Path(m).name, name), []).append(x)
-                print(f"round {r + 1} {name:8s} {Path(m).name}: {got['samples_per_s']:,.0f} samples/s = {x:.2f}x "
-                      f"real time at {got['rate'] / 1000:g} kHz", flush=True)
-    print("\n| model | tree | real-time factor, one thread (each round) |\n|---|---|---|")
-    for (m, name), xs in results.items():
-        print(f"| {m} | {name} | {' / '.join(f'{x:.2f}x' for x in xs)} |")
+    results = rounds(checkouts(a.baseline), a.models, a.rounds, measure)
+    table(results, "real-time factor, one thread", ".2f")
     return 0
 
 
