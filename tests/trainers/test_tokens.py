@@ -36,6 +36,16 @@ def parts(tmp_path):
     return clips, tmp_path / "voc"
 
 
+@pytest.fixture
+def book(tmp_path, parts):
+    """The clips and an 8-token codebook of them, made through the command line."""
+    clips, voc = parts
+    assert cli.main(["codebook", "--data", str(clips), "--vocoder", str(voc), "--size", "8", "--out",
+                     str(tmp_path / "cb")]) == 0
+    codebook, features, _ = load_codebook(tmp_path / "cb")
+    return clips, codebook, features
+
+
 def test_codebook_token_lm_and_pipeline_from_the_command_line(tmp_path, parts, capsys):
     clips, voc = parts
     assert cli.main(["codebook", "--data", str(clips), "--vocoder", str(voc), "--size", "8", "--out",
@@ -131,11 +141,8 @@ def test_a_vocoder_can_train_on_the_frames_its_tokens_decode_to(tmp_path, parts,
     assert "frames_codebook is for a vocoder" in capsys.readouterr().err
 
 
-def test_token_shifts_add_the_training_clips_at_other_frame_phases(tmp_path, parts):
-    clips, voc = parts
-    assert cli.main(["codebook", "--data", str(clips), "--vocoder", str(voc), "--size", "8", "--out",
-                     str(tmp_path / "cb")]) == 0
-    codebook, features, _ = load_codebook(tmp_path / "cb")
+def test_token_shifts_add_the_training_clips_at_other_frame_phases(book):
+    clips, codebook, features = book
     one = token_sequences(clips, codebook, features, split="fsdd", labels="prefix")
     three = token_sequences(clips, codebook, features, split="fsdd", labels="prefix", shifts=3)
     n = len(one.sequences["train"])
@@ -149,11 +156,8 @@ def test_token_shifts_add_the_training_clips_at_other_frame_phases(tmp_path, par
         token_sequences(clips, codebook, features, shifts=0)
 
 
-def test_token_speeds_add_the_training_clips_played_faster_and_slower(tmp_path, parts):
-    clips, voc = parts
-    assert cli.main(["codebook", "--data", str(clips), "--vocoder", str(voc), "--size", "8", "--out",
-                     str(tmp_path / "cb")]) == 0
-    codebook, features, _ = load_codebook(tmp_path / "cb")
+def test_token_speeds_add_the_training_clips_played_faster_and_slower(book):
+    clips, codebook, features = book
     one = token_sequences(clips, codebook, features, split="fsdd", labels="prefix", shifts=2)
     sped = token_sequences(clips, codebook, features, split="fsdd", labels="prefix", shifts=2, speeds=(0.8, 1.25))
     n = len(one.sequences["train"])
@@ -184,11 +188,8 @@ def test_token_speeds_from_the_command_line(tmp_path, parts, capsys):
     assert "comma-separated numbers" in capsys.readouterr().err
 
 
-def test_class_dropout_gives_some_training_clips_the_null_class(tmp_path, parts):
-    clips, voc = parts
-    assert cli.main(["codebook", "--data", str(clips), "--vocoder", str(voc), "--size", "8", "--out",
-                     str(tmp_path / "cb")]) == 0
-    codebook, features, _ = load_codebook(tmp_path / "cb")
+def test_class_dropout_gives_some_training_clips_the_null_class(book):
+    clips, codebook, features = book
     plain = token_sequences(clips, codebook, features, split="fsdd", labels="prefix", shifts=4)
     dropped = token_sequences(clips, codebook, features, split="fsdd", labels="prefix", shifts=4,
                               class_dropout=0.5, seed=3)
