@@ -6,6 +6,9 @@ back into samples.  Frames are standardised per channel (the training frames' me
 before the nearest-centroid search, so no one mel band dominates the distance.  The codebook is a handful of
 tensors (`to_tensors` / `from_tensors`) that a checkpoint stores beside the model weights.
 
+A codebook may also carry a learned decoder (engine/layers/token_decoder.py: each centroid plus a correction
+read from the neighbouring tokens), which `decode` then uses; a frame then depends on `context` tokens each side.
+
 Fitting uses scikit-learn's KMeans (k-means++ initialisation, a fixed seed: the same frames give the same
 codebook); encoding and decoding are plain torch and need no scikit-learn.
 """
@@ -23,6 +26,7 @@ from safetensors.torch import load_file, save_file
 
 from .errors import UserError
 from .features import LogMelConfig
+from .layers.token_decoder import TokenDecoder, TokenDecoderConfig
 
 
 class CodebookError(UserError):
@@ -30,10 +34,20 @@ class CodebookError(UserError):
 
 
 class FrameCodebook:
-    def __init__(self, centroids: torch.Tensor, mean: torch.Tensor, std: torch.Tensor):
+    def __init__(self, centroids: torch.Tensor, mean: torch.Tensor, std: torch.Tensor,
+                 decoder: TokenDecoder | None = None):
         if centroids.dim() != 2 or mean.shape != (centroids.shape[1],) or std.shape != mean.shape:
             raise CodebookError("a codebook needs centroids [K, C] and a mean and std of C values each")
+        if decoder is not None and (decoder.size, decoder.out.out_channels) != tuple(centroids.shape):
+            raise CodebookError(f"the token decoder reads {decoder.size} tokens of {decoder.out.out_channels} "
+                                f"channels; the codebook has {tuple(centroids.shape)}")
         self.centroids, self.mean, self.std = centroids.float(), mean.float(), std.float()
+        self.decoder = decoder
+
+    @property
+    def context(self) -> int:
+        """Tokens each side a decoded frame depends on (0: each token decodes alone, to its centroid)."""
+        return 0 if self.decoder is None else self.decoder.context
 
     @property
     def size(self) -> int:
@@ -71,23 +85,50 @@ class FrameCodebook:
         ids = torch.cdist(z, self.centroids.to(frames.device).unsqueeze(0).expand(z.shape[0], -1, -1)).argmin(-1)
         return ids[0] if single else ids
 
-    def decode(self, ids: torch.Tensor) -> torch.Tensor:
-        """Ids [B, F] (or [F]) -> frames [B, C, F] (or [C, F]): each id's centroid, back in feature units."""
+    def decode(self, ids: torch.Tensor, lo: int = 0, hi: int | None = None) -> torch.Tensor:
+        """A clip's ids [B, F] (or [F]) -> its frames lo .. hi-1 (default all) [B, C, hi - lo] (or [C, ...]), in
+        feature units.  With a decoder, frame f reads ids f - context .. f + context, and ids outside 0 .. F-1 are
+        outside the clip: to decode while the clip is still being planned, ask only for frames whose right
+        context is planned (hi <= F - context)."""
         ids = torch.as_tensor(ids, dtype=torch.long)
+        single = ids.dim() == 1
+        ids = ids.unsqueeze(0) if single else ids
         if ids.numel() and (int(ids.min()) < 0 or int(ids.max()) >= self.size):
             raise CodebookError(f"token ids must be in 0..{self.size - 1}")
-        frames = self.centroids.to(ids.device)[ids] * self.std.to(ids.device) + self.mean.to(ids.device)
-        return frames.transpose(-1, -2).contiguous()
+        hi = ids.shape[-1] if hi is None else hi
+        if not 0 <= lo <= hi <= ids.shape[-1]:
+            raise CodebookError(f"frames {lo}..{hi} are not in a clip of {ids.shape[-1]} tokens")
+        z = self.centroids.to(ids.device)[ids[:, lo:hi]].transpose(1, 2)  # [B, C, n]
+        if self.decoder is not None and hi > lo:
+            with torch.no_grad():
+                z = z + self.decoder(self.decoder.window(ids, lo, hi)).float()
+        frames = z * self.std.to(ids.device)[:, None] + self.mean.to(ids.device)[:, None]
+        return frames[0] if single else frames.contiguous()
 
     def to_tensors(self, prefix: str = "codebook.") -> dict[str, torch.Tensor]:
-        return {prefix + "centroids": self.centroids, prefix + "mean": self.mean, prefix + "std": self.std}
+        tensors = {prefix + "centroids": self.centroids, prefix + "mean": self.mean, prefix + "std": self.std}
+        if self.decoder is not None:
+            tensors.update({f"{prefix}decoder.{k}": v for k, v in self.decoder.state_dict().items()})
+        return tensors
 
     @classmethod
-    def from_tensors(cls, tensors: dict[str, torch.Tensor], prefix: str = "codebook.") -> "FrameCodebook":
+    def from_tensors(cls, tensors: dict[str, torch.Tensor], prefix: str = "codebook.",
+                     decoder: TokenDecoderConfig | None = None) -> "FrameCodebook":
+        """`decoder`: the config of the decoder whose weights are among the tensors (None: no decoder)."""
         try:
-            return cls(tensors[prefix + "centroids"], tensors[prefix + "mean"], tensors[prefix + "std"])
+            centroids = tensors[prefix + "centroids"]
+            book = cls(centroids, tensors[prefix + "mean"], tensors[prefix + "std"])
         except KeyError as e:
             raise CodebookError(f"the checkpoint has no codebook tensor {e.args[0]!r}") from None
+        if decoder is not None:
+            net = TokenDecoder(centroids.shape[0], centroids.shape[1], decoder)
+            own = {k[len(prefix + "decoder."):]: v for k, v in tensors.items() if k.startswith(prefix + "decoder.")}
+            try:
+                net.load_state_dict(own)
+            except RuntimeError as e:
+                raise CodebookError(f"the codebook's token decoder does not fit its config {decoder}: {e}") from None
+            book = cls(book.centroids, book.mean, book.std, net.eval())
+        return book
 
 
 CODEBOOK_FILE, CODEBOOK_META = "codebook.safetensors", "codebook.json"
@@ -100,6 +141,8 @@ def save_codebook(codebook: FrameCodebook, features: LogMelConfig, path: str | o
     save_file({k: v.contiguous() for k, v in codebook.to_tensors("").items()}, str(path / CODEBOOK_FILE))
     info = {"format": "autoregressive-playground-codebook", "size": codebook.size, "channels": codebook.channels,
             "features": features.to_dict(), **meta}
+    if codebook.decoder is not None:
+        info["decoder"] = codebook.decoder.config.to_dict()
     (path / CODEBOOK_META).write_text(json.dumps(info, indent=2, default=str))
     return path
 
@@ -114,7 +157,11 @@ def load_codebook(path: str | os.PathLike) -> tuple[FrameCodebook, LogMelConfig,
         raise CodebookError(f"{path} is not a codebook folder ({CODEBOOK_META} + {CODEBOOK_FILE}): {e}") from None
     if info.get("format") != "autoregressive-playground-codebook":
         raise CodebookError(f"{path / CODEBOOK_META} is not a codebook of this program")
-    return FrameCodebook.from_tensors(tensors, ""), LogMelConfig(**info["features"]), info
+    try:
+        decoder = TokenDecoderConfig(**info["decoder"]) if info.get("decoder") else None
+    except (TypeError, UserError) as e:
+        raise CodebookError(f"{path / CODEBOOK_META} names a token decoder this program cannot build: {e}") from None
+    return FrameCodebook.from_tensors(tensors, "", decoder), LogMelConfig(**info["features"]), info
 
 
 @dataclass(frozen=True)

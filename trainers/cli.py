@@ -3,6 +3,7 @@
     python -m trainers train --family F --data PATH --out RUN_DIR [--preset small|base] [--minutes M]
                              [--max-steps N] [--resume] [--teacher CHECKPOINT ...] [--set field=value ...]
     python -m trainers eval --model CHECKPOINT --data PATH [--split val] [--max-tokens N]
+    python -m trainers codebook / token-decoder / pipeline ...   (the parts of a two-stage pipeline: trainers/codebook.py)
     python -m trainers presets [--family F]
 
 `--set` overrides any TrainConfig field or, failing that, a field of the family's model config (so
@@ -24,11 +25,13 @@ from pathlib import Path
 from engine import registry
 from engine.devices import parse_device
 from engine.errors import UserError, one_line
+from engine.layers.token_decoder import TokenDecoderConfig
 
 from . import runfiles
 from .config import TrainConfig, coerce
 from .data import KINDS, LABEL_RULES, SPLIT_RULES, DataError
 from .presets import get_preset, presets
+from .token_decoder import TokenDecoderTraining
 
 # what a user can fix: every such error derives from UserError (DataError, PresetError, CheckpointError,
 # AudioError, TrainError, ...); an OSError here is on the user's own data, checkpoint or run folder
@@ -89,6 +92,18 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("--split", choices=SPLIT_RULES, default="auto", help="audio held-out rule")
     c.add_argument("--seed", type=int, default=0)
     c.add_argument("--out", required=True, help="codebook folder to write")
+    d = sub.add_parser("token-decoder", help="train a codebook's token decoder (frames from the tokens around them)")
+    d.add_argument("--codebook", required=True, help="the codebook folder (python -m trainers codebook)")
+    d.add_argument("--data", required=True, help="audio folder (its training split is read, its held-out split scores)")
+    d.add_argument("--out", required=True, help="codebook folder to write: the codebook plus its decoder")
+    d.add_argument("--steps", type=int, default=TokenDecoderTraining.steps)
+    d.add_argument("--width", type=int, default=TokenDecoderConfig.width)
+    d.add_argument("--layers", type=int, default=TokenDecoderConfig.layers)
+    d.add_argument("--kernel", type=int, default=TokenDecoderConfig.kernel, help="odd; context = layers x (kernel // 2)")
+    d.add_argument("--shifts", type=int, default=TokenDecoderTraining.shifts, help="frame phases per training clip")
+    d.add_argument("--split", choices=SPLIT_RULES, default=None, help="audio held-out rule (default: the codebook's)")
+    d.add_argument("--seed", type=int, default=0)
+    d.add_argument("--threads", type=int)
     pl = sub.add_parser("pipeline", help="compose a token LM, a vocoder and their codebook into one model")
     pl.add_argument("--lm", required=True, help="the token LM checkpoint (trained with --codebook)")
     pl.add_argument("--vocoder", required=True)
@@ -225,6 +240,23 @@ def cmd_codebook(a: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_token_decoder(a: argparse.Namespace) -> int:
+    import torch
+
+    from .token_decoder import token_decoder_command
+    try:
+        _check_threads(a.threads)
+        if a.threads:
+            torch.set_num_threads(a.threads)
+        config = TokenDecoderConfig(a.width, a.layers, a.kernel)
+        run = TokenDecoderTraining(steps=a.steps, shifts=a.shifts, seed=a.seed)
+        print(token_decoder_command(a.codebook, a.data, a.out, config, run, a.split))
+    except USER_ERRORS as e:
+        print(f"error: {one_line(e)}", file=sys.stderr)
+        return 2
+    return 0
+
+
 def cmd_pipeline(a: argparse.Namespace) -> int:
     from .codebook import pipeline_command
     try:
@@ -244,5 +276,6 @@ def cmd_presets(a: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     a = _parser().parse_args(argv)
-    return {"train": cmd_train, "eval": cmd_eval, "codebook": cmd_codebook, "pipeline": cmd_pipeline,
+    return {"train": cmd_train, "eval": cmd_eval, "codebook": cmd_codebook, "token-decoder": cmd_token_decoder,
+            "pipeline": cmd_pipeline,
             "presets": cmd_presets}[a.command](a)

@@ -5,7 +5,9 @@ One checkpoint holds both models and the frame-token codebook (engine/frame_toke
 names each part's family and config, its weights are the parts' weights under `lm.` and `vocoder.` plus the
 codebook.  Generation (`generate_stream`, which `engine.generate` calls for it): the LM samples frame tokens
 `plan_chunk` at a time, with the caller's temperature, top-k and top-p, after `[start, class]` (the class, e.g.
-the digit to say, is the LM's first token); each token decodes to its centroid frame; the vocoder streams samples
+the digit to say, is the LM's first token); the tokens decode to frames (each its centroid, or with a learned token
+decoder, `codebook_decoder`, its centroid corrected from the tokens around it: a frame is decoded once the
+decoder's `context` tokens after it are planned); the vocoder streams samples
 as soon as the frames they depend on exist (its lookahead, engine/layers/frame_conditioner.py), at its own
 temperature (`vocoder_temperature`, a decode option).  Classifier-free guidance (`guidance`, a decode option whose
 default the config stores; AudioGen and MusicGen sample the same way): with an LM that also knows the null class
@@ -31,6 +33,7 @@ from ..audio import dequantize
 from ..errors import UserError
 from ..features import LogMel
 from ..frame_tokens import FrameCodebook, TokenLayout
+from ..layers.token_decoder import TokenDecoder, TokenDecoderConfig
 from ..protocol import AutoregressiveModel, Conditioning, TokenSpec, split_conditioning
 from ..registry import build_model, register_family
 from ..sampling import RandomStream, SamplingConfig, sample
@@ -50,6 +53,7 @@ class PipelineConfig:
     min_frames: int = 8  # the end token is not sampled before this many frames (an empty clip says nothing)
     null_class: bool = False  # the LM also reads the null class id (engine.frame_tokens.TokenLayout)
     guidance: float = 1.0  # default classifier-free guidance scale (1 = none; needs null_class)
+    codebook_decoder: dict | None = None  # a learned token decoder's config (TokenDecoderConfig); None: centroids
 
     def __post_init__(self) -> None:
         if self.codebook_size < 2 or self.n_classes < 0 or self.max_frames < 1 or self.plan_chunk < 1:
@@ -90,6 +94,14 @@ class Pipeline(AutoregressiveModel):
         self.register_buffer("codebook_centroids", torch.zeros(cfg.codebook_size, features.n_mels))
         self.register_buffer("codebook_mean", torch.zeros(features.n_mels))
         self.register_buffer("codebook_std", torch.ones(features.n_mels))
+        self.token_decoder = None
+        if cfg.codebook_decoder is not None:
+            try:
+                decoder_cfg = TokenDecoderConfig(**cfg.codebook_decoder)
+            except (TypeError, UserError) as e:
+                raise UserError(f"the pipeline's codebook_decoder {cfg.codebook_decoder} is not a token decoder "
+                                f"config: {e}") from None
+            self.token_decoder = TokenDecoder(cfg.codebook_size, features.n_mels, decoder_cfg)
 
     @classmethod
     def compose(cls, lm: AutoregressiveModel, vocoder: AutoregressiveModel, codebook: FrameCodebook,
@@ -98,20 +110,23 @@ class Pipeline(AutoregressiveModel):
         import dataclasses
         names = list(class_names or [])
         null = bool(names) and lm.tokens.vocab_size == TokenLayout(codebook.size, len(names), True).vocab_size
+        decoder = None if codebook.decoder is None else codebook.decoder.config.to_dict()
         model = cls(PipelineConfig(lm.family, dataclasses.asdict(lm.config), vocoder.family,
                                    dataclasses.asdict(vocoder.config), codebook.size, len(names), names,
-                                   null_class=null, **extra))
+                                   null_class=null, codebook_decoder=decoder, **extra))
         model.lm.load_state_dict(lm.state_dict())
         model.vocoder.load_state_dict(vocoder.state_dict())
         with torch.no_grad():
             model.codebook_centroids.copy_(codebook.centroids)
             model.codebook_mean.copy_(codebook.mean)
             model.codebook_std.copy_(codebook.std)
+        if codebook.decoder is not None:
+            model.token_decoder.load_state_dict(codebook.decoder.state_dict())
         return model
 
     @property
     def codebook(self) -> FrameCodebook:
-        return FrameCodebook(self.codebook_centroids, self.codebook_mean, self.codebook_std)
+        return FrameCodebook(self.codebook_centroids, self.codebook_mean, self.codebook_std, self.token_decoder)
 
     # ---- as its vocoder (given frames) -------------------------------------------------------------------------
     @property
@@ -176,22 +191,30 @@ class Pipeline(AutoregressiveModel):
         known, codes = self._prompt_frames(samples)  # real frames of the prompt's complete frames, their tokens
         plan = self._start_plan(label, codes, cfg, seed, guidance)
         voc_seed = None if seed is None else (seed + 1) % (MAX_SEED + 1)
-        voice = TokenStream(self.vocoder, torch.cat([torch.tensor([spec.start_id]), samples]),
-                            Conditioning(frames=known), voc_cfg, voc_seed, backend)
-        given = known.shape[-1]  # frames handed to the vocoder so far
+        book = self.codebook
+        frames_so_far = known  # until the vocoder starts: its first sample is drawn from frames it can see
+        voice: TokenStream | None = None
+        given = known.shape[-1]  # frames decoded so far
         made, offset = 0, len(samples)  # new samples made; the timeline sample of the first new one
         while made < max_new_tokens:
             if not plan.ended:
                 self._plan_more(plan, cfg)
-            frames = self.codebook.decode(torch.tensor(plan.codes[given:], dtype=torch.long)).unsqueeze(0)
-            if frames.shape[-1]:
-                self.vocoder.add_frames(voice.state, frames)
-                given += frames.shape[-1]
+            final = len(plan.codes) if plan.ended else len(plan.codes) - book.context  # frames that can be decoded
+            if final > given:
+                frames = book.decode(torch.tensor(plan.codes, dtype=torch.long), given, final).unsqueeze(0)
+                if voice is None:
+                    frames_so_far = torch.cat([frames_so_far, frames], -1)
+                else:
+                    self.vocoder.add_frames(voice.state, frames)
+                given = final
             if plan.ended:
                 ready = given * hop - offset  # every frame is known: play to the end of the last one
             else:
                 ready = max(0, (given - look) * hop - offset)
             ready = min(ready, max_new_tokens)
+            if made < ready and voice is None:
+                voice = TokenStream(self.vocoder, torch.cat([torch.tensor([spec.start_id]), samples]),
+                                    Conditioning(frames=frames_so_far), voc_cfg, voc_seed, backend)
             while made < ready:
                 n = min(chunk_size, ready - made)
                 yield voice.take(n)

@@ -8,6 +8,7 @@ import torch
 import engine
 from engine.errors import UserError
 from engine.frame_tokens import FrameCodebook, TokenLayout
+from engine.layers.token_decoder import TokenDecoder, TokenDecoderConfig
 from engine.models.pipeline import Pipeline
 from engine.protocol import Conditioning
 from protocol_checks import assert_prime_then_step_matches, assert_step_matches_forward
@@ -16,7 +17,7 @@ FEATURES = dict(sample_rate=8000, hop=20, n_fft=80, n_mels=6)
 K, CLASSES = 16, 3
 
 
-def tiny_pipeline(n_classes: int = CLASSES, null_class: bool = False, **extra) -> Pipeline:
+def tiny_pipeline(n_classes: int = CLASSES, null_class: bool = False, decoder: bool = False, **extra) -> Pipeline:
     torch.manual_seed(0)
     layout = TokenLayout(K, n_classes, null_class)
     lm = engine.build_model("rnn", vocab_size=layout.vocab_size, cell="gru", hidden_size=16, layers=1,
@@ -30,6 +31,11 @@ def tiny_pipeline(n_classes: int = CLASSES, null_class: bool = False, **extra) -
         vocoder.frame_net.project.weight.normal_(0, 0.5)
         lm.head.bias[layout.end_id] = -3.0  # clips of a few dozen frames, not two
     codebook = FrameCodebook.fit(torch.rand(400, 6), K)
+    if decoder:  # a token decoder that has learned something (its last layer no longer zero), context 2
+        net = TokenDecoder(K, 6, TokenDecoderConfig(width=8, layers=2, kernel=3))
+        with torch.no_grad():
+            net.out.weight.normal_(0, 0.5)
+        codebook = FrameCodebook(codebook.centroids, codebook.mean, codebook.std, net.eval())
     return Pipeline.compose(lm, vocoder, codebook, [f"c{i}" for i in range(n_classes)], **extra).eval()
 
 
@@ -46,6 +52,35 @@ def test_it_streams_follows_the_seed_and_ends_when_the_plan_does():
     assert _all(model, max_new_tokens=100, cond=2, seed=4).shape == (1, 100)  # the length cap holds
     chunks = list(engine.generate(model, max_new_tokens=20_000, cond=0, seed=1, chunk_size=40))
     assert len(chunks) > 3 and all(c.shape[1] <= 40 for c in chunks)  # streamed, not made at once
+
+
+@pytest.mark.parametrize("decoder", [False, True])
+@pytest.mark.parametrize("backend", ["eager", "fast"])
+def test_the_clip_is_its_vocoder_playing_the_decoded_plan(decoder, backend):
+    """Streamed as the frames come (a token decoder's frames once their right context is planned), the clip is
+    exactly what the vocoder makes given the whole plan at once: no sample is drawn before its frames exist."""
+    model = tiny_pipeline(decoder=decoder)
+    assert model.codebook.context == (2 if decoder else 0)
+    codes = model.plan_codes(1, seed=4)
+    frames = model.codebook.decode(torch.tensor(codes)).unsqueeze(0)
+    whole = engine.generate_all(model.vocoder, None, max_new_tokens=len(codes) * 20, cond=Conditioning(frames=frames),
+                                seed=5, backend=backend)
+    for chunk in (7, 64):
+        assert torch.equal(_all(model, max_new_tokens=20_000, cond=1, seed=4, chunk_size=chunk, backend=backend), whole)
+
+
+def test_a_token_decoder_changes_the_frames_and_travels_in_the_checkpoint(tmp_path):
+    model = tiny_pipeline(decoder=True)
+    codes = torch.tensor(model.plan_codes(2, seed=1))
+    plain = FrameCodebook(model.codebook.centroids, model.codebook.mean, model.codebook.std)
+    assert not torch.allclose(model.codebook.decode(codes), plain.decode(codes))
+    engine.save_model(model, tmp_path / "p")
+    again = engine.load_model(tmp_path / "p")
+    assert again.config.codebook_decoder == {"width": 8, "layers": 2, "kernel": 3}
+    kw = dict(max_new_tokens=800, cond=2, seed=1)
+    assert torch.equal(_all(model, **kw), _all(again, **kw))
+    prompt = torch.full((415,), 40)
+    assert _all(again, prompt=prompt, max_new_tokens=300, cond=0, seed=2).shape == (1, 300)
 
 
 def test_eager_and_fast_vocoding_make_the_same_clip():
