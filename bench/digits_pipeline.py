@@ -6,7 +6,8 @@
    on the real test clips (takes 0-4): how well digits can be told apart at all.
 2. Copy-synthesis: `--copies` test clips per digit (every speaker, takes 0-4, in file order, no selection) re-spoken
    by the vocoder from their own frames, classified; and the same clips through the tokens (frames -> nearest
-   codebook token -> its centroid frame -> vocoder): what the vocoder makes of the frames a plan gives it.
+   codebook token -> its decoded frame -> vocoder): what the vocoder makes of the frames a plan gives it; with a
+   token decoder in the pipeline, also through the bare centroids (what the decoder adds).
 3. `--per-digit` pipeline generations per digit at temperature 1, seeds 0 .. per-digit - 1 (no selection),
    classified; how many planned token sequences equal a training clip's token sequence (the LM must generate,
    not retrieve).
@@ -40,6 +41,7 @@ from bench.spectrograms import spectrogram_grid  # noqa: E402
 from bench.wavenet_digits import FSDD, RATE, features, load_fsdd, predict, train_classifier  # noqa: E402
 from engine.audio import dequantize, read_audio  # noqa: E402
 from engine.features import LogMel  # noqa: E402
+from engine.frame_tokens import FrameCodebook  # noqa: E402
 from engine.protocol import Conditioning  # noqa: E402
 from trainers.data.audio import FSDD_NAME, speed_rate  # noqa: E402
 from trainers.evaluate import evaluate_checkpoint  # noqa: E402
@@ -153,15 +155,18 @@ def main() -> int:
 
     clips = test_clips(0 if a.only_generations else a.copies)
     mel = LogMel(vocoder.frame_features)
-    copies, through_tokens, digits = [], [], []
+    copies, through_tokens, through_centroids, digits = [], [], [], []
+    book = pipe.codebook if pipe.family == "pipeline" else None
+    plain = None if book is None or book.decoder is None else FrameCodebook(book.centroids, book.mean, book.std)
     for d, waves in clips.items():
         for i, w in enumerate(waves):
             wave = torch.from_numpy(w)
             frames = mel(wave)
             copies.append(play(vocoder, frames, len(w), i, vtemp))
             if pipe.family == "pipeline":
-                through_tokens.append(play(vocoder, pipe.codebook.decode(pipe.codebook.encode(frames)), len(w), i,
-                                           vtemp))
+                through_tokens.append(play(vocoder, book.decode(book.encode(frames)), len(w), i, vtemp))
+                if plain is not None:  # the same tokens without the token decoder: what it adds
+                    through_centroids.append(play(vocoder, plain.decode(plain.encode(frames)), len(w), i, vtemp))
             digits.append(d)
     digits_t = torch.tensor(digits)
     if copies:
@@ -170,7 +175,11 @@ def main() -> int:
               f"[{time.time() - t0:.0f} s]")
     if through_tokens:
         out["token_copy_accuracy"] = float((classify(clf, norm, through_tokens) == digits_t).float().mean())
-        print(f"the same clips through the tokens: {out['token_copy_accuracy']:.1%}")
+        print(f"the same clips through the tokens: {out['token_copy_accuracy']:.1%}"
+              + (" (with its token decoder)" if plain is not None else ""))
+    if through_centroids:
+        out["centroid_copy_accuracy"] = float((classify(clf, norm, through_centroids) == digits_t).float().mean())
+        print(f"the same clips through the tokens' centroids (no token decoder): {out['centroid_copy_accuracy']:.1%}")
 
     shown_gen = {}
     if pipe.family == "pipeline":

@@ -200,7 +200,7 @@ class Pipeline(AutoregressiveModel):
             if not plan.ended:
                 self._plan_more(plan, cfg)
             final = len(plan.codes) if plan.ended else len(plan.codes) - book.context  # frames that can be decoded
-            if final > given:
+            if final > given and (plan.ended or final - given >= 2 * book.context):  # margins cost <= the frames
                 frames = book.decode(torch.tensor(plan.codes, dtype=torch.long), given, final).unsqueeze(0)
                 if voice is None:
                     frames_so_far = torch.cat([frames_so_far, frames], -1)
