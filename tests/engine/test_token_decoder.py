@@ -80,3 +80,24 @@ def test_bad_decoders_and_ranges_get_one_clear_message():
         book.decode(torch.tensor([0, 9]))
     with pytest.raises(CodebookError, match="reads 8 tokens"):
         FrameCodebook(torch.zeros(4, C), torch.zeros(C), torch.ones(C), book.decoder)
+
+
+def test_a_broken_decoder_entry_is_named_not_a_traceback(tmp_path):
+    import json
+
+    import engine
+    from engine.models.pipeline import PipelineConfig
+    book = book_with_decoder()
+    save_codebook(book, LogMelConfig(sample_rate=8000, hop=20, n_fft=80, n_mels=C), tmp_path / "cb")
+    info = json.loads((tmp_path / "cb" / "codebook.json").read_text())
+    info["decoder"] = {"width": 32, "layers": 2, "kernel": 3, "depth": 9}
+    (tmp_path / "cb" / "codebook.json").write_text(json.dumps(info))
+    with pytest.raises(CodebookError, match="token decoder this program cannot build"):
+        load_codebook(tmp_path / "cb")
+    vocoder = dict(blocks=1, layers_per_block=2, residual_channels=4, gate_channels=4, skip_channels=4, n_classes=64,
+                   sample_rate=8000, local_cond_channels=C, local_cond_hop=20, local_cond_hidden=4, local_cond_layers=1,
+                   features=dict(sample_rate=8000, hop=20, n_fft=80, n_mels=C))
+    lm = dict(vocab_size=K + 2, hidden_size=4, layers=1, cell="gru", start_id=K + 1, eos_id=K)
+    cfg = PipelineConfig("rnn", lm, "wavenet", vocoder, codebook_size=K, codebook_decoder={"kernel": 2})
+    with pytest.raises(UserError, match="not a token decoder config"):
+        engine.build_model("pipeline", **vars(cfg))
