@@ -131,8 +131,10 @@ def describe(info: engine.ModelInfo) -> str:
              + (" that ships with the app" if info.shipped else " you trained")]
     config = meta.get("config", {}) or {}
     if info.family == "pipeline":
+        decoder = config.get("codebook_decoder")
         lines.append(f"two stages: a {config.get('lm_family')} LM plans {config.get('codebook_size')} kinds of frame "
-                     f"token, a {config.get('vocoder_family')} vocoder plays them; an audio prompt is continued")
+                     f"token, " + ("a learned token decoder turns them into frames, " if decoder else "")
+                     + f"a {config.get('vocoder_family')} vocoder plays them; an audio prompt is continued")
     elif config.get("local_cond_channels"):
         lines.append("a vocoder: it re-speaks an uploaded or recorded clip from the clip's own log-mel frames")
     if info.kind == "audio" and tokens.get("sample_rate"):

@@ -1,6 +1,8 @@
 """The Generate tab with a vocoder (copy-synthesis of the prompt) and a two-stage pipeline (pick a class, hear it)."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import soundfile as sf
@@ -66,3 +68,10 @@ def test_a_pipeline_says_the_class_picked(audio_models):
     assert 0 < len(wave) <= 16000 and any("one clip at a time" in w for w in warnings)
     with pytest.raises(UserError, match="pick one of yes, no"):
         _run(GenerateRequest(pipeline, seconds=1.0, seed=1))
+
+
+def test_the_shipped_digits_pipeline_says_it_decodes_its_tokens():
+    shipped = Path(__file__).resolve().parents[2] / "assets" / "models"
+    info = next(m for m in engine.list_models([shipped]) if m.name == "digits-pipeline")
+    text = catalog.describe(info)
+    assert "learned token decoder" in text and "two stages" in text
