@@ -1,4 +1,4 @@
-"""Time from clicking Generate to audio playing, for the default model (the shipped WaveNet digits):
+"""Time from clicking Generate to audio playing, for the default model (app/catalog.py DEFAULT_MODEL):
 
     .venv/bin/python tests/browser/measure_latency.py [CLICKS]
 
