@@ -36,8 +36,22 @@ class CheckpointError(UserError):
     """A folder that is not a loadable checkpoint; the message says why in one line."""
 
 
-def save_model(model: AutoregressiveModel, path: str | os.PathLike, **training: Any) -> Path:
-    """Write `model` to folder `path` atomically; `training` (data, steps, val_loss, license...) goes in config.json."""
+def stored_tensors(model: AutoregressiveModel, half_precision: bool = False) -> dict[str, torch.Tensor]:
+    """The weights as the checkpoint stores them.  With `half_precision`, float32 tensors under the model's
+    `half_precision_prefixes` are stored as float16 (half the size, for shipping a demo; its figures must be
+    measured from the stored file); loading copies them back into the model's float32 parameters."""
+    half = tuple(getattr(model, "half_precision_prefixes", ())) if half_precision else ()
+    out = {}
+    for k, v in model.state_dict().items():
+        v = v.detach().to("cpu").contiguous()
+        out[k] = v.half() if half and k.startswith(half) and v.dtype == torch.float32 else v
+    return out
+
+
+def save_model(model: AutoregressiveModel, path: str | os.PathLike, half_precision: bool = False,
+               **training: Any) -> Path:
+    """Write `model` to folder `path` atomically; `training` (data, steps, val_loss, license...) goes in config.json;
+    `half_precision`: see stored_tensors."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     meta = {
@@ -52,7 +66,7 @@ def save_model(model: AutoregressiveModel, path: str | os.PathLike, **training: 
     }
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
     try:
-        tensors = {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}
+        tensors = stored_tensors(model, half_precision)
         save_file(tensors, str(tmp / WEIGHTS_FILE))
         (tmp / CONFIG_FILE).write_text(json.dumps(meta, indent=2, default=str))
         for f in (tmp / WEIGHTS_FILE, tmp / CONFIG_FILE):

@@ -109,6 +109,8 @@ def _parser() -> argparse.ArgumentParser:
     pl.add_argument("--vocoder", required=True)
     pl.add_argument("--codebook", required=True)
     pl.add_argument("--out", required=True, help="the pipeline checkpoint folder to write")
+    pl.add_argument("--half", action="store_true",
+                    help="store the weights as float16 (half the size, for shipping; measure the stored model)")
     pr = sub.add_parser("presets", help="list presets")
     pr.add_argument("--family")
     return p
@@ -260,7 +262,7 @@ def cmd_token_decoder(a: argparse.Namespace) -> int:
 def cmd_pipeline(a: argparse.Namespace) -> int:
     from .codebook import pipeline_command
     try:
-        print(pipeline_command(a.lm, a.vocoder, a.codebook, a.out))
+        print(pipeline_command(a.lm, a.vocoder, a.codebook, a.out, a.half))
     except USER_ERRORS as e:
         print(f"error: {one_line(e)}", file=sys.stderr)
         return 2

@@ -43,7 +43,7 @@ def codebook_command(data: str, vocoder: str, size: int, out: str, split: str = 
     return f"fitted {size} frame tokens on {data} ({split} split) -> {out}"
 
 
-def pipeline_command(lm: str, vocoder: str, codebook: str, out: str) -> str:
+def pipeline_command(lm: str, vocoder: str, codebook: str, out: str, half_precision: bool = False) -> str:
     """The CLI's `pipeline`: one checkpoint of the three parts, with both parts' training records and credits.
     `vocoder` may be a pipeline checkpoint: its vocoder is the part taken (a new LM beside a shipped vocoder)."""
     cb, features, info = load_codebook(codebook)
@@ -56,7 +56,7 @@ def pipeline_command(lm: str, vocoder: str, codebook: str, out: str) -> str:
     lm_model = load_model(lm)
     lm_training = read_meta(lm).get("training") or {}
     model = Pipeline.compose(lm_model, voc, cb, lm_training.get("label_names") or [])
-    save_model(model, out, data=lm_training.get("data"), data_source=lm_training.get("data_source"),
+    save_model(model, out, half_precision, data=lm_training.get("data"), data_source=lm_training.get("data_source"),
                license=lm_training.get("license"), label_names=lm_training.get("label_names") or [],
                val_loss=lm_training.get("val_loss"), lm=lm_training, vocoder=voc_training,
                codebook={k: v for k, v in info.items() if k != "format"})

@@ -76,6 +76,8 @@ class _Plan:
 
 
 class Pipeline(AutoregressiveModel):
+    half_precision_prefixes = ("token_decoder.", "lm.", "vocoder.")  # float16 when saved with half_precision
+
     def __init__(self, config: PipelineConfig):
         super().__init__()
         self.config = cfg = config

@@ -181,3 +181,17 @@ def test_guidance_mixes_the_class_and_null_rows_and_is_refused_without_a_null_cl
             _all(model, max_new_tokens=10, cond=1, seed=3, decode_options={"guidance": bad})
     with pytest.raises(UserError, match="guidance needs a class-conditioned LM"):
         tiny_pipeline().plan_codes(1, seed=3, guidance=2.0)
+
+
+def test_half_precision_storage_halves_the_weights_and_loads_as_float32(tmp_path):
+    model = tiny_pipeline(decoder=True)
+    engine.save_model(model, tmp_path / "full")
+    engine.save_model(model, tmp_path / "half", half_precision=True)
+    full, half = ((tmp_path / d / "model.safetensors").stat().st_size for d in ("full", "half"))
+    assert half < 0.6 * full
+    again = engine.load_model(tmp_path / "half")
+    assert again.token_decoder.out.weight.dtype == torch.float32
+    assert torch.equal(again.codebook_centroids, model.codebook_centroids)  # buffers stay float32
+    w, w0 = again.vocoder.frame_net.project.weight, model.vocoder.frame_net.project.weight
+    assert torch.allclose(w, w0, rtol=1e-3, atol=1e-4) and torch.equal(w, w0.half().float())
+    assert _all(again, max_new_tokens=300, cond=1, seed=3).shape == (1, 300)
