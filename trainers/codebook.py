@@ -45,7 +45,8 @@ def codebook_command(data: str, vocoder: str, size: int, out: str, split: str = 
 
 def pipeline_command(lm: str, vocoder: str, codebook: str, out: str, half_precision: bool = False) -> str:
     """The CLI's `pipeline`: one checkpoint of the three parts, with both parts' training records and credits.
-    `vocoder` may be a pipeline checkpoint: its vocoder is the part taken (a new LM beside a shipped vocoder)."""
+    `vocoder` may be a pipeline checkpoint: its vocoder is the part taken (a new LM beside a shipped vocoder); so
+    may `lm`: its token LM is taken (a retrained vocoder beside a shipped LM), each with its own training record."""
     cb, features, info = load_codebook(codebook)
     voc = load_model(vocoder)
     voc_training = read_meta(vocoder).get("training") or {}
@@ -55,6 +56,8 @@ def pipeline_command(lm: str, vocoder: str, codebook: str, out: str, half_precis
         raise UserError(f"the codebook's frames ({features}) are not {vocoder}'s ({voc.frame_features})")
     lm_model = load_model(lm)
     lm_training = read_meta(lm).get("training") or {}
+    if lm_model.family == "pipeline":
+        lm_model, lm_training = lm_model.lm, lm_training.get("lm") or {}
     model = Pipeline.compose(lm_model, voc, cb, lm_training.get("label_names") or [])
     save_model(model, out, half_precision, data=lm_training.get("data"), data_source=lm_training.get("data_source"),
                license=lm_training.get("license"), label_names=lm_training.get("label_names") or [],

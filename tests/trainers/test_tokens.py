@@ -82,6 +82,14 @@ def test_codebook_token_lm_and_pipeline_from_the_command_line(tmp_path, parts, c
     again = engine.load_model(tmp_path / "again")
     assert again.config.vocoder_family == "wavenet"
     assert torch.equal(torch.cat(list(engine.generate(again, max_new_tokens=4000, cond=1, seed=0)), 1), clip)
+    # and the LM part: a pipeline recomposed from its own parts plays the same clip and keeps the LM's record
+    assert cli.main(["pipeline", "--lm", str(tmp_path / "pipe"), "--vocoder", str(voc), "--codebook",
+                     str(tmp_path / "cb"), "--out", str(tmp_path / "recomposed")]) == 0
+    recomposed = engine.load_model(tmp_path / "recomposed")
+    assert recomposed.config.lm_family == "rnn" and recomposed.config.class_names == ["0", "1"]
+    assert torch.equal(torch.cat(list(engine.generate(recomposed, max_new_tokens=4000, cond=1, seed=0)), 1), clip)
+    record = engine.checkpoint.read_meta(tmp_path / "recomposed")["training"]
+    assert record["lm"] == engine.checkpoint.read_meta(tmp_path / "pipe")["training"]["lm"]
 
 
 def test_a_pipeline_needs_a_codebook_of_its_vocoders_frames(tmp_path, parts, capsys):
