@@ -34,7 +34,8 @@ class TrainConfig:
     gain_db: float = 0.0  # audio: half the training windows played quieter, by up to this many dB (e.g. -40;
     # trainers/augment.py; samples and frames alike); 0 = off
     frames_codebook: str | None = None  # a vocoder trains on the frames a pipeline will give it: each real frame
-    # replaced by its nearest centroid in this codebook folder (trainers/data/tokens.decoded_frames)
+    # replaced by its token's decoded frame in this codebook folder (trainers/data/tokens.decoded_frames)
+    frames_codebook_share: float = 1.0  # with frames_codebook: the share of clips so replaced (the rest stay real)
     # optimization
     batch_size: int = 16
     seq_len: int = 256  # scored positions per window; windows add receptive_field - 1 tokens of context

@@ -108,7 +108,8 @@ def build(cfg: TrainConfig) -> tuple[Any, SequenceDataset]:
         if not data.frames:
             raise TrainError(f"frames_codebook is for a vocoder (a model conditioned on frames); this {cfg.family} "
                              "takes none")
-        data.frames = decoded_frames(data.frames, cfg.frames_codebook, probe.frame_features)
+        data.frames = decoded_frames(data.frames, cfg.frames_codebook, probe.frame_features,
+                                     cfg.frames_codebook_share, cfg.seed)
     fields = {f.name for f in dataclasses.fields(registry.config_class(cfg.family))}
     if data.labels:
         if "global_cond_classes" not in fields:

@@ -140,6 +140,18 @@ def test_a_vocoder_can_train_on_the_frames_its_tokens_decode_to(tmp_path, parts,
     assert np.isfinite(summary["val_loss"])
     assert json.loads((out / "run.json").read_text())["frames_codebook"] == str(tmp_path / "cb")
 
+    # a share of the clips: those drawn get decoded frames, the others keep their real ones, the same by seed
+    half = decoded_frames(real, tmp_path / "cb", features, share=0.5, seed=3)
+    kept = [[torch.equal(h, r) for h, r in zip(half[p], real[p])] for p in ("train", "val")]
+    for p, flags in zip(("train", "val"), kept):
+        for h, r, d, same in zip(half[p], real[p], decoded[p], flags):
+            assert torch.equal(h, r if same else d)
+    flat = sum(kept, [])
+    assert 0 < sum(flat) < len(flat)
+    again = decoded_frames(real, tmp_path / "cb", features, share=0.5, seed=3)
+    assert all(torch.equal(a, h) for p in ("train", "val") for a, h in zip(again[p], half[p]))
+    with pytest.raises(DataError, match="frames_codebook_share"):
+        decoded_frames(real, tmp_path / "cb", features, share=0.0)
     with pytest.raises(DataError, match="reads frames"):
         decoded_frames(real, tmp_path / "cb", LogMelConfig(**dict(FEATURES, n_mels=16)))
     capsys.readouterr()

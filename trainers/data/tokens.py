@@ -59,10 +59,19 @@ def token_sequences(folder: str | Path, codebook: FrameCodebook, features: LogMe
 
 
 def decoded_frames(frames: dict[str, list[torch.Tensor]], codebook_folder: str | Path,
-                   features: LogMelConfig) -> dict[str, list[torch.Tensor]]:
-    """Each clip's frames [C, F] replaced by the centroids of their nearest tokens: what a pipeline's vocoder is
-    given at generation time, so a vocoder trained on these learns the frames it will really hear."""
+                   features: LogMelConfig, share: float = 1.0, seed: int = 0) -> dict[str, list[torch.Tensor]]:
+    """Each clip's frames [C, F] replaced by its tokens' decoded frames (the centroids, or the codebook's token
+    decoder's frames): what a pipeline's vocoder is given at generation time, so a vocoder trained on these learns
+    the frames it will really hear.  With `share` < 1 only that share of the clips, drawn with `seed` in each
+    split, is replaced and the rest keep their real frames, so the vocoder keeps copy-synthesis of real frames."""
+    if not 0.0 < share <= 1.0:
+        raise DataError(f"frames_codebook_share must be in (0, 1], got {share}")
     codebook, book_features, _ = load_codebook(codebook_folder)
     if book_features != features:
         raise DataError(f"the codebook {codebook_folder} reads frames {book_features}, the vocoder makes {features}")
-    return {part: [codebook.decode(codebook.encode(f)) for f in clips] for part, clips in frames.items()}
+    gen = torch.Generator().manual_seed(seed)
+    out = {}
+    for part, clips in frames.items():
+        chosen = (torch.rand(len(clips), generator=gen) < share).tolist() if share < 1.0 else [True] * len(clips)
+        out[part] = [codebook.decode(codebook.encode(f)) if c else f for f, c in zip(clips, chosen)]
+    return out
