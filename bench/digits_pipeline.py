@@ -15,6 +15,9 @@
    same held-out clips (real audio, no appended silence).
 5. Vocoder speed on one thread (fast path, batch 1), samples/s and x real time.
 6. docs/digits-pipeline-spectrograms.png: per digit a real test clip, its copy-synthesis and a generation.
+7. With `--renderings N` (> 1), every plan is also played N - 1 more times by the vocoder with other seeds, to
+   tell the planner from the renderer: a plan named wrongly in every rendering is a wrong plan (or one the
+   vocoder always mis-speaks), one named wrongly only sometimes is the vocoder's sampling.
 `--vocoder CKPT` judges another vocoder in the pipeline's place (e.g. one trained on decoded frames), and
 `--vocoder-temperature T` samples the vocoder at T (default: the pipeline's own), `--guidance G` plans with
 classifier-free guidance G (default: the pipeline's own; 1 = none), `--only-generations` skips 2, 4 and 5 (for
@@ -123,6 +126,8 @@ def main() -> int:
     p.add_argument("--phases", type=int, default=None,
                    help="frame phases the LM trained on (default: its training record's token_shifts)")
     p.add_argument("--only-generations", action="store_true", help="skip copy-synthesis, bits and speed")
+    p.add_argument("--renderings", type=int, default=1,
+                   help="play each plan this many times (vocoder seeds differ) and count plans named right in all")
     a = p.parse_args()
     if not FSDD.is_dir():
         print(f"skipped: {FSDD} is absent (set PLAYGROUND_DATA)")
@@ -188,7 +193,7 @@ def main() -> int:
                      or get_preset("rnn", "digit-tokens").train.get("token_shifts", 1))
         speeds = tuple(lm_training.get("token_speeds") or ())
         train_seqs = training_token_sequences(pipe, phases, speeds)
-        gens, labels, exact = [], [], 0
+        gens, labels, exact, plans = [], [], 0, []
         t1 = time.time()
         samples = 0
         for d in range(10):
@@ -202,6 +207,7 @@ def main() -> int:
                 gens.append(wave)
                 labels.append(d)
                 shown_gen.setdefault(d, wave)
+                plans.append((codes, seed))
         pred = classify(clf, norm, gens)
         lab = torch.tensor(labels)
         out["generated_accuracy"] = float((pred == lab).float().mean())
@@ -215,6 +221,21 @@ def main() -> int:
               + f"; exact copies of a training token sequence ({phases} phases, speeds "
               f"{', '.join(map(str, (1.0, *speeds)))}): {exact}/{len(gens)}; "
               f"{out['generation_x_real_time']:.1f}x real time  [{time.time() - t0:.0f} s]")
+
+        if a.renderings > 1:  # per plan: its own clip, then the replays (other vocoder seeds), all classified
+            hop = pipe.frame_features.hop
+            replays = [play(vocoder, pipe.codebook.decode(torch.tensor(codes)), len(codes) * hop, 1000 * r + seed,
+                            vtemp) for codes, seed in plans for r in range(1, a.renderings)]
+            again = classify(clf, norm, replays).view(len(gens), a.renderings - 1)
+            right = torch.cat([pred.view(-1, 1), again], 1) == lab.view(-1, 1)
+            out["renderings"] = a.renderings
+            out["plans_right_in_all"] = int(right.all(1).sum())
+            out["plans_wrong_in_all"] = int((~right).all(1).sum())
+            out["renderings_accuracy"] = float(right.float().mean())
+            print(f"each plan played {a.renderings} times: named right in all {out['plans_right_in_all']}, "
+                  f"wrong in all {out['plans_wrong_in_all']}, mixed "
+                  f"{len(gens) - out['plans_right_in_all'] - out['plans_wrong_in_all']}; all renderings "
+                  f"{out['renderings_accuracy']:.1%}")
 
     if a.only_generations:
         if a.json:
