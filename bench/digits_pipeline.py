@@ -8,7 +8,8 @@
    by the vocoder from their own frames, classified; and the same clips through the tokens (frames -> nearest
    codebook token -> its decoded frame -> vocoder): what the vocoder makes of the frames a plan gives it; with a
    token decoder in the pipeline, also through the bare centroids (what the decoder adds).
-3. `--per-digit` pipeline generations per digit at temperature 1, seeds 0 .. per-digit - 1 (no selection),
+3. `--per-digit` pipeline generations per digit at temperature 1, seeds 0 .. per-digit - 1 (no selection; other
+   seeds with `--first-seed`, for choosing a setting on seeds that are not the reported ones),
    classified; how many planned token sequences equal a training clip's token sequence (the LM must generate,
    not retrieve).
 4. Held-out bits/sample of the vocoder given the true frames, beside `--baseline` (an unconditioned WaveNet) on the
@@ -113,6 +114,9 @@ def main() -> int:
     p.add_argument("--baseline", default=str(REPO / "assets" / "models" / "wavenet-digits"),
                    help="an unconditioned WaveNet to compare held-out bits with")
     p.add_argument("--per-digit", type=int, default=10)
+    p.add_argument("--first-seed", type=int, default=0,
+                   help="generations use seeds FIRST .. FIRST + per-digit - 1 (choose settings on other seeds than "
+                        "the reported 0-9)")
     p.add_argument("--copies", type=int, default=10, help="held-out clips per digit for copy-synthesis")
     p.add_argument("--eval-tokens", type=int, default=200_000)
     p.add_argument("--image", default=str(REPO / "docs" / "digits-pipeline-spectrograms.png"))
@@ -197,7 +201,7 @@ def main() -> int:
         t1 = time.time()
         samples = 0
         for d in range(10):
-            for seed in range(a.per_digit):
+            for seed in range(a.first_seed, a.first_seed + a.per_digit):
                 codes = pipe.plan_codes(d, temperature=1.0, seed=seed, guidance=guidance)
                 exact += tuple(codes) in train_seqs
                 ids = engine.generate_all(pipe, None, max_new_tokens=10 ** 6, temperature=1.0, cond=d, seed=seed,
@@ -215,7 +219,8 @@ def main() -> int:
         out["generated_exact_copies"] = exact
         out["generated_count"] = len(gens)
         out["generation_x_real_time"] = samples / RATE / (time.time() - t1)
-        print(f"classifier on {len(gens)} generations (T=1, guidance {guidance}, seeds 0-{a.per_digit - 1}): "
+        seeds = f"{a.first_seed}-{a.first_seed + a.per_digit - 1}"
+        print(f"classifier on {len(gens)} generations (T=1, guidance {guidance}, seeds {seeds}): "
               f"{out['generated_accuracy']:.1%}; per digit "
               + " ".join(f"{d}:{v:.0%}" for d, v in out["generated_per_digit"].items())
               + f"; exact copies of a training token sequence ({phases} phases, speeds "

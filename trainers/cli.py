@@ -111,6 +111,9 @@ def _parser() -> argparse.ArgumentParser:
     pl.add_argument("--out", required=True, help="the pipeline checkpoint folder to write")
     pl.add_argument("--half", action="store_true",
                     help="store the weights as float16 (half the size, for shipping; measure the stored model)")
+    pl.add_argument("--guidance", type=float, default=1.0,
+                    help="the pipeline's default classifier-free guidance (1 = none; needs an LM trained with "
+                         "class_dropout); a decode option users can still change")
     pr = sub.add_parser("presets", help="list presets")
     pr.add_argument("--family")
     return p
@@ -262,7 +265,7 @@ def cmd_token_decoder(a: argparse.Namespace) -> int:
 def cmd_pipeline(a: argparse.Namespace) -> int:
     from .codebook import pipeline_command
     try:
-        print(pipeline_command(a.lm, a.vocoder, a.codebook, a.out, a.half))
+        print(pipeline_command(a.lm, a.vocoder, a.codebook, a.out, a.half, a.guidance))
     except USER_ERRORS as e:
         print(f"error: {one_line(e)}", file=sys.stderr)
         return 2

@@ -43,10 +43,12 @@ def codebook_command(data: str, vocoder: str, size: int, out: str, split: str = 
     return f"fitted {size} frame tokens on {data} ({split} split) -> {out}"
 
 
-def pipeline_command(lm: str, vocoder: str, codebook: str, out: str, half_precision: bool = False) -> str:
+def pipeline_command(lm: str, vocoder: str, codebook: str, out: str, half_precision: bool = False,
+                     guidance: float = 1.0) -> str:
     """The CLI's `pipeline`: one checkpoint of the three parts, with both parts' training records and credits.
     `vocoder` may be a pipeline checkpoint: its vocoder is the part taken (a new LM beside a shipped vocoder); so
-    may `lm`: its token LM is taken (a retrained vocoder beside a shipped LM), each with its own training record."""
+    may `lm`: its token LM is taken (a retrained vocoder beside a shipped LM), each with its own training record.
+    `guidance` is the pipeline's default classifier-free guidance (1 = none; the LM needs a null class)."""
     cb, features, info = load_codebook(codebook)
     voc = load_model(vocoder)
     voc_training = read_meta(vocoder).get("training") or {}
@@ -58,7 +60,7 @@ def pipeline_command(lm: str, vocoder: str, codebook: str, out: str, half_precis
     lm_training = read_meta(lm).get("training") or {}
     if lm_model.family == "pipeline":
         lm_model, lm_training = lm_model.lm, lm_training.get("lm") or {}
-    model = Pipeline.compose(lm_model, voc, cb, lm_training.get("label_names") or [])
+    model = Pipeline.compose(lm_model, voc, cb, lm_training.get("label_names") or [], guidance=guidance)
     save_model(model, out, half_precision, data=lm_training.get("data"), data_source=lm_training.get("data_source"),
                license=lm_training.get("license"), label_names=lm_training.get("label_names") or [],
                val_loss=lm_training.get("val_loss"), lm=lm_training, vocoder=voc_training,

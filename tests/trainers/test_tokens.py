@@ -92,6 +92,26 @@ def test_codebook_token_lm_and_pipeline_from_the_command_line(tmp_path, parts, c
     assert record["lm"] == engine.checkpoint.read_meta(tmp_path / "pipe")["training"]["lm"]
 
 
+def test_a_pipeline_can_be_composed_with_a_default_guidance(tmp_path, parts, capsys):
+    """--guidance sets the composed pipeline's default classifier-free guidance; an LM without a null class (no
+    class dropout) is refused it in one line."""
+    clips, voc = parts
+    assert cli.main(["codebook", "--data", str(clips), "--vocoder", str(voc), "--size", "8", "--out",
+                     str(tmp_path / "cb")]) == 0
+    for null in (False, True):
+        layout = TokenLayout(8, 2, null_class=null)
+        lm = engine.build_model("rnn", vocab_size=layout.vocab_size, cell="gru", hidden_size=8, layers=1,
+                                start_id=layout.start_id, eos_id=layout.end_id)
+        engine.save_model(lm, tmp_path / f"lm{null}", label_names=["0", "1"])
+    capsys.readouterr()
+    args = ["--vocoder", str(voc), "--codebook", str(tmp_path / "cb"), "--guidance", "1.5"]
+    assert cli.main(["pipeline", "--lm", str(tmp_path / "lmFalse"), "--out", str(tmp_path / "p0"), *args]) == 2
+    assert "guidance needs" in capsys.readouterr().err
+    assert cli.main(["pipeline", "--lm", str(tmp_path / "lmTrue"), "--out", str(tmp_path / "p1"), *args]) == 0
+    pipe = engine.load_model(tmp_path / "p1")
+    assert pipe.config.null_class and pipe.decode_options["guidance"] == 1.5
+
+
 def test_a_pipeline_needs_a_codebook_of_its_vocoders_frames(tmp_path, parts, capsys):
     clips, voc = parts
     other = engine.build_model("wavenet", blocks=1, layers_per_block=2, n_classes=64, sample_rate=8000,
