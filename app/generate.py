@@ -2,9 +2,8 @@
 
 `run(request, ...)` yields `Update`s: the status line, a new int16 audio chunk to play, the text so far, and at
 the end a `Result` (wav files, waveform + spectrogram image, samples/s).  Audio chunks are int16 so Gradio plays
-them as they are (it peak-normalizes float chunks one by one, which makes the volume jump), at 16 kHz or more
-(app/player_rate.py: low-rate models are upsampled for the live player only); the first chunk goes out as soon
-as there is a little audio, later ones once `ChunkPolicy.seconds` of audio is ready.
+them as they are (it peak-normalizes float chunks one by one, which makes the volume jump); the first chunk goes
+out as soon as there is a little audio, later ones once `ChunkPolicy.seconds` of audio is ready.
 The model work is all `engine.generate`; this module only converts between UI values and engine calls.
 """
 from __future__ import annotations
@@ -31,7 +30,6 @@ from engine.protocol import Conditioning
 from . import catalog
 from .errors import UserError
 from .limits import Limits
-from .player_rate import PlayerUpsampler, player_factor
 from .plots import audio_figure
 from .prompts import audio_prompt, text_prompt
 
@@ -64,8 +62,7 @@ class ChunkPolicy:
     """When to hand audio to the player: the first chunk early, then chunks of at least `seconds`."""
 
     seconds: float = 0.5
-    first_seconds: float = 0.25  # flush the first chunk once this much audio exists (3 AAC frames at the
-    # player's >= 16 kHz, app/player_rate.py, which is what the browser starts on)...
+    first_seconds: float = 0.5  # flush the first chunk once this much audio exists...
     first_deadline: float = 0.25  # ...or once this much wall time has passed with any audio at all
     text_every: float = 0.1  # seconds between text updates
     engine_chunk: int = 128  # tokens per engine chunk: how often Stop is checked
@@ -283,8 +280,6 @@ def stream(p: Prepared, stop: threading.Event | None = None, policy: ChunkPolicy
     texts = [p.seed_text for _ in range(n_rows)]
     ended = [False] * n_rows
     pending: list[torch.Tensor] = []  # audio of variation 1 not yet sent
-    player = PlayerUpsampler(player_factor(rate))  # the live player plays >= 16 kHz: a shorter first segment
-    player_rate = rate * player.factor
     sent_chunks = 0
     made = 0
     what = f"{p.info.name}, seed {p.seed}"
@@ -312,15 +307,12 @@ def stream(p: Prepared, stop: threading.Event | None = None, policy: ChunkPolicy
                 have = sum(len(x) for x in pending) / rate
                 first = sent_chunks == 0 and (have >= policy.first_seconds or now - t0 >= policy.first_deadline)
                 if first or (sent_chunks > 0 and have >= policy.seconds):
-                    live = player.feed(torch.cat(pending))
+                    sent_chunks += 1
+                    if first_audio is None:
+                        first_audio = time.perf_counter()
+                    yield Update(f"Generating with {what}: {progress} ({made * n_rows / (now - t0):,.0f} samples/s)",
+                                 audio=(rate, _to_int16(torch.cat(pending))))
                     pending = []
-                    if len(live):  # empty only while the upsampler waits for its few samples of context
-                        sent_chunks += 1
-                        if first_audio is None:
-                            first_audio = time.perf_counter()
-                        yield Update(f"Generating with {what}: {progress} "
-                                     f"({made * n_rows / (now - t0):,.0f} samples/s)",
-                                     audio=(player_rate, _to_int16(live)))
             else:
                 for r in range(n_rows):
                     ids = chunk[r].tolist()
@@ -339,10 +331,8 @@ def stream(p: Prepared, stop: threading.Event | None = None, policy: ChunkPolicy
     finally:
         gen.close()
     elapsed = max(time.perf_counter() - t0, 1e-9)
-    if audio:
-        live = torch.cat([player.feed(torch.cat(pending)) if pending else torch.zeros(0), player.flush()])
-        if len(live):
-            yield Update(f"Generating with {what}: finishing", audio=(player_rate, _to_int16(live)))
+    if audio and pending:
+        yield Update(f"Generating with {what}: finishing", audio=(rate, _to_int16(torch.cat(pending))))
     if not audio:
         texts = [t + d.flush() for t, d in zip(texts, decoders)]
     yield Update("Writing the results…", text=None if audio else _join(texts))
