@@ -135,6 +135,9 @@ def describe(info: engine.ModelInfo) -> str:
         lines.append(f"two stages: a {config.get('lm_family')} LM plans {config.get('codebook_size')} kinds of frame "
                      f"token, " + ("a learned token decoder turns them into frames, " if decoder else "")
                      + f"a {config.get('vocoder_family')} vocoder plays them; an audio prompt is continued")
+        if float(config.get("guidance", 1.0)) != 1.0:
+            lines.append(f"its LM plans with classifier-free guidance {config['guidance']:g} (the class said more "
+                         "clearly than the plain conditional LM would; temperature, top-k and top-p apply as usual)")
     elif config.get("local_cond_channels"):
         lines.append("a vocoder: it re-speaks an uploaded or recorded clip from the clip's own log-mel frames")
     if info.kind == "audio" and tokens.get("sample_rate"):

@@ -21,6 +21,7 @@ from engine.frame_tokens import FrameCodebook, load_codebook, save_codebook
 from engine.models.pipeline import Pipeline
 
 from .data.audio import audio_folder
+from .train import portable_data_name
 
 
 def fit_codebook(data: str | os.PathLike, features: LogMelConfig, size: int, split: str = "auto",
@@ -38,7 +39,7 @@ def codebook_command(data: str, vocoder: str, size: int, out: str, split: str = 
     if size < 2:
         raise UserError(f"--size must be at least 2, got {size}")
     codebook = fit_codebook(data, model.frame_features, size, split, seed=seed)
-    save_codebook(codebook, model.frame_features, out, data=os.fspath(data), split=split, seed=seed,
+    save_codebook(codebook, model.frame_features, out, data=portable_data_name(data), split=split, seed=seed,
                   vocoder=os.fspath(vocoder))
     return f"fitted {size} frame tokens on {data} ({split} split) -> {out}"
 

@@ -11,7 +11,6 @@ written into codebook.json, so whether it helps is measured, not assumed.  A few
 from __future__ import annotations
 
 import math
-import os
 import time
 from dataclasses import asdict, dataclass
 
@@ -22,6 +21,7 @@ from engine.frame_tokens import FrameCodebook, load_codebook, save_codebook
 from engine.layers.token_decoder import TokenDecoder, TokenDecoderConfig
 
 from .data.audio import audio_folder
+from .train import portable_data_name
 
 
 @dataclass
@@ -107,7 +107,7 @@ def token_decoder_command(codebook: str, data: str, out: str, config: TokenDecod
     before, after = heldout_error(plain, parts["val"]), heldout_error(trained, parts["val"])
     meta = {k: v for k, v in info.items() if k not in ("format", "size", "channels", "features", "decoder")}
     save_codebook(trained, features, out, **meta,
-                  decoder_training={**asdict(run), "data": os.fspath(data), "split": split,
+                  decoder_training={**asdict(run), "data": portable_data_name(data), "split": split,
                                     "heldout_mse_centroids": before, "heldout_mse_decoder": after})
     return (f"token decoder ({config.layers} x kernel {config.kernel}, width {config.width}, context "
             f"{config.context} tokens each side) trained on {data}: held-out squared error {before:.4f} (centroids) "

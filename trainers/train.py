@@ -462,7 +462,7 @@ class _Run:
         return self.summary
 
 
-def _portable_data_name(path: str | Path) -> str:
+def portable_data_name(path: str | Path) -> str:
     """The data as config.json records it: `$PLAYGROUND_DATA/...` for the public datasets (a checkpoint trained by a
     recipe names no folder of this machine), else the path as given."""
     root = data_root()
@@ -475,12 +475,12 @@ def _portable_data_name(path: str | Path) -> str:
 
 
 def _training_meta(cfg: TrainConfig, data: SequenceDataset, model) -> dict:
-    return {"data": _portable_data_name(cfg.data), "data_kind": cfg.data_kind, "split": cfg.split,
+    return {"data": portable_data_name(cfg.data), "data_kind": cfg.data_kind, "split": cfg.split,
             "labels": cfg.labels, "label_names": data.label_names, "val_fraction": cfg.val_fraction,
             "trailing_silence": cfg.trailing_silence, "seq_len": cfg.seq_len, "preset": cfg.preset,
             "data_description": data.description, "data_source": cfg.data_source, "license": cfg.license,
             "batch_size": cfg.batch_size, "lr": cfg.lr,
-            **({"codebook": _portable_data_name(cfg.codebook), "token_shifts": cfg.token_shifts,
+            **({"codebook": portable_data_name(cfg.codebook), "token_shifts": cfg.token_shifts,
                 "token_speeds": list(cfg.token_speeds), "class_dropout": cfg.class_dropout} if cfg.codebook else {}),
             **({"gain_db": cfg.gain_db} if cfg.gain_db else {}),
             **({"distilled_from": [str(t) for t in cfg.teachers], "distill_weight": cfg.distill_weight,
