@@ -105,7 +105,8 @@ def _parser() -> argparse.ArgumentParser:
     d.add_argument("--seed", type=int, default=0)
     d.add_argument("--threads", type=int)
     pl = sub.add_parser("pipeline", help="compose a token LM, a vocoder and their codebook into one model")
-    pl.add_argument("--lm", required=True, help="the token LM checkpoint (trained with --codebook), or a pipeline whose LM to take")
+    pl.add_argument("--lm", required=True,
+                    help="the token LM checkpoint (trained with --codebook), or a pipeline whose LM to take")
     pl.add_argument("--vocoder", required=True, help="the vocoder checkpoint, or a pipeline whose vocoder to take")
     pl.add_argument("--codebook", required=True)
     pl.add_argument("--out", required=True, help="the pipeline checkpoint folder to write")
