@@ -31,6 +31,8 @@ class TrainConfig:
     token_speeds: tuple[float, ...] = ()  # with codebook: each training clip also at these speeds (e.g. 0.9, 1.1)
     class_dropout: float = 0.0  # with codebook and labels: share of training clips given the null class instead
     # of theirs, so the LM also models unconditioned clips (classifier-free guidance, engine/models/pipeline.py)
+    hold_class: bool = False  # with codebook and labels: the LM holds its class prefix (and the null class) at
+    # every step (the model's held_ids), instead of carrying it only through the recurrence
     gain_db: float = 0.0  # audio: half the training windows played quieter, by up to this many dB (e.g. -40;
     # trainers/augment.py; samples and frames alike); 0 = off
     frames_codebook: str | None = None  # a vocoder trains on the frames a pipeline will give it: each real frame

@@ -143,6 +143,12 @@ def _build_token_lm(cfg: TrainConfig) -> tuple[Any, SequenceDataset]:
         raise TrainError(f"the {cfg.family} family cannot be a token language model (it needs vocab_size, start_id "
                          "and eos_id); use rnn or hierarchical")
     cfg.model = {**cfg.model, "vocab_size": layout.vocab_size, "start_id": layout.start_id, "eos_id": layout.end_id}
+    if cfg.hold_class:
+        if "held_ids" not in fields or not layout.n_classes:
+            raise TrainError("hold_class needs class labels (labels=prefix or folder) and a family with held_ids "
+                             f"(rnn); this is {cfg.family} with {layout.n_classes} classes")
+        cfg.model["held_ids"] = [layout.class_id(c) for c in range(layout.n_classes)] + \
+            ([layout.null_id] if layout.null_class else [])
     try:
         return registry.build_model(cfg.family, **cfg.model), data
     except (TypeError, ValueError) as e:
@@ -481,7 +487,8 @@ def _training_meta(cfg: TrainConfig, data: SequenceDataset, model) -> dict:
             "data_description": data.description, "data_source": cfg.data_source, "license": cfg.license,
             "batch_size": cfg.batch_size, "lr": cfg.lr,
             **({"codebook": portable_data_name(cfg.codebook), "token_shifts": cfg.token_shifts,
-                "token_speeds": list(cfg.token_speeds), "class_dropout": cfg.class_dropout} if cfg.codebook else {}),
+                "token_speeds": list(cfg.token_speeds), "class_dropout": cfg.class_dropout,
+                "hold_class": cfg.hold_class} if cfg.codebook else {}),
             **({"gain_db": cfg.gain_db} if cfg.gain_db else {}),
             **({"distilled_from": [str(t) for t in cfg.teachers], "distill_weight": cfg.distill_weight,
                 "distill_temperature": cfg.distill_temperature} if cfg.teachers else {})}

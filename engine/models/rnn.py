@@ -9,7 +9,11 @@ with dropout between them -> linear head.  On top of the plain LM:
   influence · mean(h_1..h_t) + (1 − influence) · h_t.  The influence lives in the decoding state
   (`init_state(..., influence=)`, default `model.averaging_influence`), so `engine.generate` needs no option;
 - per-layer device placement: `devices=["cuda:0", "cuda:1"]` puts consecutive layers on the same device
-  (the embedding with the first layer, the head with the last); activations move between devices.
+  (the embedding with the first layer, the head with the last); activations move between devices;
+- held ids: reading one of `held_ids` (a class prefix, say) sets a learned vector that is added to every later
+  input until another held id is read, so a condition given once, as the first token, reaches every step
+  instead of fading through the recurrence.  It lives in the decoding state; `forward` finds the last held id
+  at or before each position, so stepping reproduces the parallel pass.
 The layer stack and the averaging state live in engine/layers/rnn_stack.py (seq2seq reuses them).
 """
 from __future__ import annotations
@@ -50,6 +54,7 @@ class RNNConfig:
     devices: list[str] | None = None  # per-layer placement, e.g. ["cuda:0", "cuda:1"]
     start_id: int = NEWLINE  # fed first when generating without a prompt
     eos_id: int | None = None  # generation stops here; a names model sets NEWLINE: one name per row, as trained
+    held_ids: list[int] | None = None  # ids whose learned vector joins every later input (a class prefix)
 
     def __post_init__(self) -> None:
         if self.cell not in CELLS:
@@ -62,12 +67,17 @@ class RNNConfig:
             raise UserError("norm-stabilizer weights must be >= 0")
         if self.devices is not None and (not self.devices or len(self.devices) > self.layers):
             raise UserError(f"devices must list 1..{self.layers} devices (one per group of layers)")
+        if self.held_ids is not None:
+            ids = list(self.held_ids)
+            if not ids or len(set(ids)) != len(ids) or not all(0 <= i < self.vocab_size for i in ids):
+                raise UserError(f"held_ids must be distinct ids in 0..{self.vocab_size - 1}, got {self.held_ids}")
 
 
 @dataclass
 class RNNState:
     layers: list[State]  # per layer (h,) or (h, c)
     averaging: AveragingState = field(default_factory=AveragingState)
+    held: torch.Tensor | None = None  # [B] index (1-based; 0 = none yet) of the last held id read, with held_ids
 
 
 class RNN(AutoregressiveModel):
@@ -76,6 +86,11 @@ class RNN(AutoregressiveModel):
         self.config = cfg = config
         emb = cfg.embed_size or cfg.hidden_size
         self.embed = nn.Embedding(cfg.vocab_size, emb)
+        if cfg.held_ids:  # id -> 1 + its place in held_ids, 0 for every other id; row 0 of held_embed stays zero
+            index = torch.zeros(cfg.vocab_size, dtype=torch.long)
+            index[torch.tensor(cfg.held_ids)] = torch.arange(1, len(cfg.held_ids) + 1)
+            self.register_buffer("held_index", index, persistent=False)
+            self.held_embed = nn.Embedding(len(cfg.held_ids) + 1, emb, padding_idx=0)
         self.rnn = RNNStack(cfg.cell, emb, cfg.hidden_size, cfg.layers, cfg.dropout, cfg.irnn_scale, cfg.devices)
         self.head = nn.Linear(cfg.hidden_size, cfg.vocab_size)
         self.averaging_influence = cfg.averaging_influence  # decode-time option; the app may change it
@@ -95,8 +110,21 @@ class RNN(AutoregressiveModel):
         """Teacher-forced logits [B, T, V] and every layer's hidden states [B, T, H] (for the norm-stabilizer)."""
         if cond is not None:
             raise UserError("the RNN LM is unconditioned; pass cond=None")
-        out, hiddens = self.rnn(self.embed(x))
+        out, hiddens = self.rnn(self._inputs(x, self._last_held(x)))
         return self.head(out.to(self.head.weight.device)), hiddens
+
+    def _last_held(self, x: torch.Tensor) -> torch.Tensor | None:
+        """[B, T] -> the held index in force at each position (that of the last held id at or before it)."""
+        if not self.config.held_ids:
+            return None
+        index = self.held_index[x]
+        where = torch.arange(x.shape[1], device=x.device).expand_as(x).masked_fill(index == 0, -1)
+        last = where.cummax(dim=1).values
+        return torch.gather(index, 1, last.clamp(min=0)).masked_fill(last < 0, 0)
+
+    def _inputs(self, x: torch.Tensor, held: torch.Tensor | None) -> torch.Tensor:
+        e = self.embed(x)
+        return e if held is None else e + self.held_embed(held)
 
     def forward(self, x: torch.Tensor, cond=None) -> torch.Tensor:
         return self.forward_with_hiddens(x, cond)[0]
@@ -127,10 +155,16 @@ class RNN(AutoregressiveModel):
         influence = self.averaging_influence if influence is None else influence
         if not 0 <= influence <= 1:
             raise UserError(f"averaging influence must be in [0, 1], got {influence}")
-        return RNNState(self.rnn.init_states(batch_size, device), AveragingState(float(influence)))
+        held = torch.zeros(batch_size, dtype=torch.long, device=self.embed.weight.device) \
+            if self.config.held_ids else None
+        return RNNState(self.rnn.init_states(batch_size, device), AveragingState(float(influence)), held)
 
     def step(self, x_t: torch.Tensor, state: RNNState) -> tuple[torch.Tensor, RNNState]:
-        h, layers = self.rnn.step(self.embed(x_t.to(self.embed.weight.device)), state.layers)
+        x_t = x_t.to(self.embed.weight.device)
+        if state.held is not None:
+            now = self.held_index[x_t]
+            state.held = torch.where(now > 0, now, state.held)
+        h, layers = self.rnn.step(self._inputs(x_t, state.held), state.layers)
         state.layers = state.averaging.feed(layers)
         return self.head(h.to(self.head.weight.device)), state
 

@@ -195,3 +195,40 @@ def test_shipped_names_model():
     ids = engine.generate_all(model, None, max_new_tokens=30, seed=1, batch_size=8)
     names = [engine.text.decode(r).strip() for r in ids.tolist()]
     assert all(n.isalpha() and n.islower() and 2 <= len(n) <= 20 for n in names), names
+
+
+@pytest.mark.parametrize("cell", ["gru", "lstm"])
+def test_held_ids_keep_the_protocol(cell):
+    """Held ids (a class prefix held at every step): step == forward, prime + step == step, causal, with held
+    ids at the start, in the middle (a second one replaces the first) and in no row at all."""
+    model = tiny(cell, embed_size=5, vocab_size=20, held_ids=[15, 16, 19])
+    with torch.no_grad():
+        model.held_embed.weight.normal_()  # untrained it is small; make its effect visible
+    x = torch.randint(0, 15, (3, 12))
+    x[0, 1], x[1, 0], x[1, 6] = 16, 19, 15  # row 2 holds nothing
+    assert_step_matches_forward(model, x)
+    assert_prime_then_step_matches(model, x, split=4)
+    assert_causal(model, x, t=5)
+
+
+def test_a_held_id_reaches_later_steps_beyond_the_recurrence():
+    """With the recurrence's memory cut (the hidden-to-hidden weights zero), the held vector still changes a
+    late step's logits; an unheld model forgets its first token."""
+    def late_logits(model, first):
+        x = torch.tensor([[first] + [3] * 9])
+        return model(x)[0, -1]
+
+    for held, differs in ((None, False), ([15, 16], True)):
+        torch.manual_seed(0)
+        model = engine.build_model("rnn", cell="irnn", hidden_size=6, layers=1, vocab_size=20, held_ids=held).eval()
+        with torch.no_grad():
+            model.rnn.cells[0].W_hh.weight.zero_()
+            if held:
+                model.held_embed.weight.normal_()
+        assert (not torch.allclose(late_logits(model, 15), late_logits(model, 16))) == differs
+
+
+@pytest.mark.parametrize("bad", [[], [3, 3], [20], [-1]])
+def test_bad_held_ids_are_refused(bad):
+    with pytest.raises(engine.UserError, match="held_ids"):
+        engine.build_model("rnn", vocab_size=20, held_ids=bad)

@@ -309,3 +309,21 @@ def test_token_decoder_from_the_command_line(tmp_path, book, capsys):
     assert cli.main(["token-decoder", "--codebook", str(tmp_path / "none"), "--data", str(clips), "--out",
                      str(tmp_path / "x")]) == 2
     assert "not a codebook folder" in capsys.readouterr().err
+
+
+def test_hold_class_gives_the_lm_its_class_and_null_ids_as_held_ids(tmp_path, book, capsys):
+    """`hold_class` makes the token LM hold its class prefix (and the null class) at every step, through the
+    command line; without class labels it is refused in one line."""
+    clips, _, _ = book
+    common = ["train", "--family", "rnn", "--data", str(clips), "--codebook", str(tmp_path / "cb"), "--split",
+              "fsdd", "--max-steps", "4", "--batch-size", "2", "--seq-len", "16", "--set", "hidden_size=8",
+              "--set", "layers=1", "--set", "eval_every=4", "--set", "checkpoint_every=4", "--set", "hold_class=true",
+              "--no-progress", "--no-samples", "--threads", "1"]
+    assert cli.main(common + ["--labels", "prefix", "--set", "class_dropout=0.3", "--out", str(tmp_path / "lm")]) == 0
+    lm = engine.load_model(tmp_path / "lm" / "last")
+    layout = TokenLayout(8, 2, null_class=True)
+    assert lm.config.held_ids == [layout.class_id(0), layout.class_id(1), layout.null_id]
+    assert engine.checkpoint.read_meta(tmp_path / "lm" / "last")["training"]["hold_class"] is True
+    capsys.readouterr()
+    assert cli.main(common + ["--out", str(tmp_path / "lm2")]) == 2
+    assert "hold_class needs class labels" in capsys.readouterr().err
