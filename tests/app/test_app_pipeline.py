@@ -75,6 +75,6 @@ def test_the_shipped_digits_pipeline_says_it_decodes_its_tokens():
     info = next(m for m in engine.list_models([shipped]) if m.name == "digits-pipeline")
     text = catalog.describe(info)
     assert "learned token decoder" in text and "two stages" in text
-    assert "classifier-free guidance 2" in text  # it plans with guidance, and says so
+    assert "classifier-free guidance 3" in text  # it plans with guidance, and says so
     music = next(m for m in engine.list_models([shipped]) if m.name == "music-pipeline")
     assert "guidance" not in catalog.describe(music)  # no classes, no guidance
