@@ -189,7 +189,8 @@ register_preset("samplernn", "digits",
 register_preset("rnn", "digit-tokens",
                 model=dict(cell="gru", hidden_size=256, layers=2, embed_size=64, dropout=0.25),
                 train=dict(_FSDD, token_shifts=8, class_dropout=0.15, hold_class=True, batch_size=32, seq_len=160,
-                           lr=3e-3, warmup_steps=100, max_steps=20000, eval_every=250, eval_tokens=10**9, checkpoint_every=250),
+                           lr=3e-3, warmup_steps=100, max_steps=20000, eval_every=250, eval_tokens=10**9,
+                           checkpoint_every=250),
                 description="the digits pipeline's planner: a GRU over FSDD's frame tokens, the digit as the "
                             "first token and held at every step; give --codebook (python -m trainers codebook)")
 register_preset("rnn", "music-tokens",
