@@ -9,6 +9,7 @@ Each cell splits its work in two so a layer can run over a whole sequence fast:
 `precompute(x)` applies every input-side linear to all time steps at once ([B, T, I] -> tuple of [B, T, *]),
 and `recur(pre_t, state)` does the recurrent part of one step.  `step` and `forward` run the same two calls,
 which is why stepping reproduces the parallel pass.  A state is a tuple whose first item is h [B, H].
+`step(x_t, state)` is one decoding step: the two on a sequence of one.
 """
 from __future__ import annotations
 
@@ -35,6 +36,10 @@ class Cell(nn.Module):
 
     def recur(self, pre: Pre, state: State) -> State:  # one step: pre items [B, *]
         raise NotImplementedError
+
+    def step(self, x: torch.Tensor, state: State) -> State:
+        """One step from the input x [B, I]: precompute and recur on a sequence of one."""
+        return self.recur(tuple(p[:, 0] for p in self.precompute(x.unsqueeze(1))), state)
 
     def _raw_input(self) -> nn.Module:
         """JZS1/JZS2 use the raw input x inside a hidden-size sum, so x is projected when sizes differ."""

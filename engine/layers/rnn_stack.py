@@ -59,9 +59,9 @@ class RNNStack(nn.Module):
         """x [B, I] -> (top-layer h [B, H], new states)."""
         new = []
         for i, cell in enumerate(self.cells):
-            x = x.to(self._device(i))
-            pre = tuple(p[:, 0] for p in cell.precompute(x.unsqueeze(1)))
-            st = cell.recur(pre, states[i])
+            if self.devices:
+                x = x.to(self.devices[i])
+            st = cell.step(x, states[i])
             new.append(st)
             x = st[0]
         return x, new
