@@ -332,6 +332,8 @@ def stream(p: Prepared, stop: threading.Event | None = None, policy: ChunkPolicy
         gen.close()
     elapsed = max(time.perf_counter() - t0, 1e-9)
     if audio and pending:
+        if first_audio is None:  # the whole clip was made before the first chunk was due: it goes out now
+            first_audio = time.perf_counter()
         yield Update(f"Generating with {what}: finishing", audio=(rate, _to_int16(torch.cat(pending))))
     if not audio:
         texts = [t + d.flush() for t, d in zip(texts, decoders)]

@@ -91,6 +91,13 @@ def test_first_audio_chunk_goes_out_at_the_deadline(tiny_models):
     assert len(first[1]) == 16  # the first engine chunk, not half a second
 
 
+def test_a_clip_made_before_its_first_chunk_was_due_still_reports_first_audio(tiny_models):
+    updates, _ = run_all(audio_req(tiny_models, seconds=0.2), policy=ChunkPolicy(first_deadline=10.0))
+    assert sum(u.audio is not None for u in updates) == 1  # sent whole, at the end
+    res = updates[-1].result
+    assert res.first_audio_s is not None and res.first_audio_s > 0 and "first audio after" in res.summary
+
+
 def test_same_seed_same_audio_and_cond_changes_it(tiny_models):
     a = run_all(audio_req(tiny_models))[0][-1].result.audio[1]
     b = run_all(audio_req(tiny_models))[0][-1].result.audio[1]
