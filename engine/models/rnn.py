@@ -96,6 +96,9 @@ class RNN(AutoregressiveModel):
         self.averaging_influence = cfg.averaging_influence  # decode-time option; the app may change it
         if self.rnn.devices:
             self.embed.to(self.rnn.devices[0])
+            if cfg.held_ids:  # the held vector joins the embedding, on its device
+                self.held_embed.to(self.rnn.devices[0])
+                self.held_index = self.held_index.to(self.rnn.devices[0])
             self.head.to(self.rnn.devices[-1])
 
     @property

@@ -133,13 +133,16 @@ def test_averaging_by_hand_single_layer_irnn():
     assert torch.allclose(torch.stack(got), torch.stack(outs), atol=1e-6)
 
 
-def test_devices_placement_gives_same_output():
+@pytest.mark.parametrize("held", [None, [3, 4]])
+def test_devices_placement_gives_same_output(held):
     torch.manual_seed(3)
-    plain = engine.build_model("rnn", cell="gru", hidden_size=5, layers=4).eval()
+    plain = engine.build_model("rnn", cell="gru", hidden_size=5, layers=4, held_ids=held).eval()
     torch.manual_seed(3)
-    placed = engine.build_model("rnn", cell="gru", hidden_size=5, layers=4, devices=["cpu", "cpu"]).eval()
+    placed = engine.build_model("rnn", cell="gru", hidden_size=5, layers=4, devices=["cpu", "cpu"],
+                                held_ids=held).eval()
     assert [str(d) for d in placed.rnn.devices] == ["cpu"] * 4
     x = torch.randint(0, 256, (2, 8))
+    x[:, 1] = 3
     with torch.no_grad():
         assert torch.equal(plain(x), placed(x))
     assert_step_matches_forward(placed, x)
