@@ -1,9 +1,10 @@
 """The Generate tab's handler as plain functions: check the request, build the prompt, stream the generation.
 
 `run(request, ...)` yields `Update`s: the status line, a new int16 audio chunk to play, the text so far, and at
-the end a `Result` (wav files, waveform + spectrogram image, samples/s).  Audio chunks are int16 so Gradio plays
-them as they are (it peak-normalizes float chunks one by one, which makes the volume jump); the first chunk goes
-out as soon as there is a little audio, later ones once `ChunkPolicy.seconds` of audio is ready.
+the end a `Result` (wav files, what to draw the waveform + spectrogram from, samples/s).  Audio chunks are int16 so
+Gradio plays them as they are (it peak-normalizes float chunks one by one, which makes the volume jump), upsampled
+to near 48 kHz for the live player (`ChunkPolicy.player_factor`); the first chunk goes out as soon as there is a
+little audio, later ones once `ChunkPolicy.seconds` of audio is ready.
 The model work is all `engine.generate`; this module only converts between UI values and engine calls.
 """
 from __future__ import annotations
@@ -62,26 +63,51 @@ class ChunkPolicy:
     """When to hand audio to the player: the first chunk early, then chunks of at least `seconds`."""
 
     seconds: float = 0.5
-    first_seconds: float = 0.5  # flush the first chunk once this much audio exists...
-    first_deadline: float = 0.25  # ...or once this much wall time has passed with any audio at all
+    first_seconds: float = 0.25  # flush the first chunk once this much audio exists...
+    first_deadline: float = 0.15  # ...or once this much wall time has passed with any audio at all
     text_every: float = 0.1  # seconds between text updates
     engine_chunk: int = 128  # tokens per engine chunk: how often Stop is checked
+    player_rate: int = 48000  # the live player's rate: model audio is upsampled by a whole factor to near it (0: as is)
+
+    def player_factor(self, rate: int) -> int:
+        """Why upsample: the player's AAC frames are 1024 samples, 128 ms at 8 kHz; its encoder holds back about
+        two, and a first segment of one frame does not start the browser.  At 48 kHz a frame is 21 ms."""
+        return max(1, round(self.player_rate / rate)) if self.player_rate > 0 else 1
 
     @classmethod
     def from_env(cls) -> ChunkPolicy:
-        """Defaults; PLAYGROUND_FIRST_CHUNK_SECONDS and PLAYGROUND_CHUNK_SECONDS tune them (for latency tests)."""
+        """Defaults; PLAYGROUND_FIRST_CHUNK_SECONDS, PLAYGROUND_FIRST_CHUNK_DEADLINE and PLAYGROUND_CHUNK_SECONDS
+        tune them (for latency tests)."""
         kw = {}
-        for name, var in (("first_seconds", "PLAYGROUND_FIRST_CHUNK_SECONDS"), ("seconds", "PLAYGROUND_CHUNK_SECONDS")):
+        for name, var in (("first_seconds", "PLAYGROUND_FIRST_CHUNK_SECONDS"), ("seconds", "PLAYGROUND_CHUNK_SECONDS"),
+                          ("first_deadline", "PLAYGROUND_FIRST_CHUNK_DEADLINE")):
             if os.environ.get(var):
                 kw[name] = float(os.environ[var])
         return cls(**kw)
 
 
 @dataclass
+class Figure:
+    """What the waveform + spectrogram image is drawn from.  The UI draws it in a follow-up event, after the
+    generation's event has ended: drawing takes 150-250 ms, and Gradio flushes the live player's last audio
+    frames only when that event ends, so drawing inside it made the player stall before the clip's end."""
+
+    waves: list[np.ndarray]
+    rate: int
+    path: str
+    title: str
+
+
+def draw_figure(figure: Figure | None) -> str | None:
+    """The image's path (drawn now), or None without a figure."""
+    return audio_figure(figure.waves, figure.rate, figure.path, title=figure.title) if figure else None
+
+
+@dataclass
 class Result:
     wav_paths: list[str] = field(default_factory=list)
     audio: tuple[int, np.ndarray] | None = None  # variation 1 as (rate, int16) for the player
-    image_path: str | None = None
+    figure: Figure | None = None  # the waveform + spectrogram to draw once the stream has ended (`draw_figure`)
     text: str = ""
     tokens: int = 0
     seconds: float = 0.0
@@ -246,8 +272,9 @@ def prepare(req: GenerateRequest, cache: catalog.ModelCache, limits: Limits, war
 
 
 # ---- streaming ---------------------------------------------------------------------------------------------
-def _to_int16(wave: torch.Tensor) -> np.ndarray:
-    return np.round(wave.clamp(-1, 1).numpy() * 32767).astype(np.int16)
+def _to_int16(wave: torch.Tensor | np.ndarray) -> np.ndarray:
+    wave = wave.numpy() if isinstance(wave, torch.Tensor) else wave
+    return np.round(np.clip(wave, -1, 1) * 32767).astype(np.int16)
 
 
 def _prune(root: Path, keep_seconds: float = KEEP_SECONDS) -> None:
@@ -280,6 +307,8 @@ def stream(p: Prepared, stop: threading.Event | None = None, policy: ChunkPolicy
     texts = [p.seed_text for _ in range(n_rows)]
     ended = [False] * n_rows
     pending: list[torch.Tensor] = []  # audio of variation 1 not yet sent
+    factor = policy.player_factor(rate) if audio else 1
+    player = engine.audio.StreamUpsampler(factor)  # the live player's copy of variation 1, at rate * factor
     sent_chunks = 0
     made = 0
     what = f"{p.info.name}, seed {p.seed}"
@@ -311,7 +340,7 @@ def stream(p: Prepared, stop: threading.Event | None = None, policy: ChunkPolicy
                     if first_audio is None:
                         first_audio = time.perf_counter()
                     yield Update(f"Generating with {what}: {progress} ({made * n_rows / (now - t0):,.0f} samples/s)",
-                                 audio=(rate, _to_int16(torch.cat(pending))))
+                                 audio=(rate * factor, _to_int16(player.push(torch.cat(pending).numpy()))))
                     pending = []
             else:
                 for r in range(n_rows):
@@ -331,10 +360,13 @@ def stream(p: Prepared, stop: threading.Event | None = None, policy: ChunkPolicy
     finally:
         gen.close()
     elapsed = max(time.perf_counter() - t0, 1e-9)
-    if audio and pending:
+    if audio and (pending or sent_chunks):
+        tail = np.concatenate([player.push(torch.cat(pending).numpy()) if pending else np.zeros(0, np.float32),
+                               player.flush()])
         if first_audio is None:  # the whole clip was made before the first chunk was due: it goes out now
             first_audio = time.perf_counter()
-        yield Update(f"Generating with {what}: finishing", audio=(rate, _to_int16(torch.cat(pending))))
+        if len(tail):
+            yield Update(f"Generating with {what}: finishing", audio=(rate * factor, _to_int16(tail)))
     if not audio:
         texts = [t + d.flush() for t, d in zip(texts, decoders)]
     yield Update("Writing the results…", text=None if audio else _join(texts))
@@ -383,7 +415,7 @@ def _finish(p: Prepared, rows: list[list[torch.Tensor]], texts: list[str], made:
             engine.audio.write_wav(path, wave, rate)
             res.wav_paths.append(str(path))
         res.audio = (rate, _to_int16(torch.from_numpy(waves[0])))
-        res.image_path = audio_figure(waves, rate, out / "waveform-spectrogram.png", title=p.info.name)
+        res.figure = Figure(waves, rate, str(out / "waveform-spectrogram.png"), p.info.name)
     else:
         res.text = _join(texts)
         summary += f" (beam width {p.beam_width})" if p.beam_width > 1 else f" (seed {p.seed})"

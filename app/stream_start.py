@@ -9,14 +9,20 @@ three frames our first 0.5 s chunk makes, it plays as soon as it is fetched.  So
 collecting while frames are still coming (they come within a few ms of each other), for at most
 `FIRST_TAKE_BUDGET_S`.  Later takes are Gradio's own.
 
-This wraps a private Gradio method, so `install` checks the shape it relies on and otherwise changes nothing
-(the app still streams, only with Gradio's own first segment).
+Gradio also starts that ffmpeg process only when the first chunk arrives, while the generation is using the CPU:
+40-70 ms before the first segment exists.  `SpareEncoders` starts the next encoder process ahead of time (idle,
+blocked on its stdin) and hands it out when Gradio asks for the same command line; `prewarm` starts the first.
+
+This wraps private Gradio code, so `install` checks the shape it relies on and otherwise changes nothing
+(the app still streams, only with Gradio's own first segment and encoder start).
 """
 from __future__ import annotations
 
+import subprocess
+import threading
 import time
 
-SETTLE_S = 0.02  # a frame gap longer than this ends the first segment
+SETTLE_S = 0.01  # a frame gap longer than this ends the first segment (frames come within ~1 ms)
 FIRST_TAKE_BUDGET_S = 0.15  # the most the first segment waits for more frames
 
 
@@ -48,4 +54,80 @@ def install() -> bool:
     take.settles_first_segment = True
     take.__doc__ = original.__doc__
     encoder.take = take
+    if getattr(audio_stream_encoder, "subprocess", None) is subprocess:  # the module Gradio starts ffmpeg with
+        audio_stream_encoder.subprocess = SpareEncoders(subprocess)
+    return True
+
+
+class SpareEncoders:
+    """Stands in for the `subprocess` module inside gradio.audio_stream_encoder: `Popen` hands out a process
+    started earlier with the same command line when there is one, and starts the next spare in the background.
+
+    A spare ffmpeg only waits on its stdin; when the app exits its pipe closes and it exits too.  At most
+    `MAX_KINDS` command lines (sample rates) keep a spare."""
+
+    MAX_KINDS = 2
+
+    def __init__(self, real=subprocess):
+        self._real = real
+        self._spares: dict[tuple, subprocess.Popen] = {}
+        self._lock = threading.Lock()
+
+    def __getattr__(self, name: str):
+        return getattr(self._real, name)
+
+    def Popen(self, args, **kwargs) -> subprocess.Popen:  # noqa: N802 (the name Gradio calls)
+        key = (tuple(args), tuple(sorted(kwargs.items())))
+        with self._lock:
+            proc = self._spares.pop(key, None)
+        if proc is None or proc.poll() is not None:  # none ready (or it died): start one now, as Gradio would
+            proc = self._real.Popen(args, **kwargs)
+        threading.Thread(target=self._start_spare, args=(key, args, kwargs), name="spare-encoder",
+                         daemon=True).start()
+        return proc
+
+    def _start_spare(self, key: tuple, args, kwargs) -> None:
+        try:
+            spare = self._real.Popen(args, **kwargs)
+        except OSError:
+            return
+        with self._lock:
+            old = self._spares.pop(key, None)
+            self._spares[key] = spare
+            while len(self._spares) > self.MAX_KINDS:  # the oldest kind goes
+                extra = self._spares.pop(next(iter(self._spares)))
+                _stop(extra)
+        if old is not None:
+            _stop(old)
+
+    def ready(self) -> int:
+        """How many spare processes are waiting (for tests)."""
+        return len(self.pids())
+
+    def pids(self) -> set[int]:
+        """The process ids of the spares waiting now."""
+        with self._lock:
+            return {p.pid for p in self._spares.values() if p.poll() is None}
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    for pipe in (proc.stdin, proc.stdout):
+        if pipe is not None:
+            pipe.close()  # an idle ffmpeg reads end of input and exits
+    proc.kill()
+    proc.wait()
+
+
+def prewarm(sample_rate: int, channels: int = 1) -> bool:
+    """Start a spare encoder for streams at this rate, so the first Generate click finds one; True if it did."""
+    try:
+        from gradio import audio_stream_encoder
+    except ImportError:
+        return False
+    if not isinstance(getattr(audio_stream_encoder, "subprocess", None), SpareEncoders):
+        return False
+    try:
+        audio_stream_encoder.AacStreamEncoder(sample_rate, channels).close()  # its handing-out starts the spare
+    except Exception:  # no ffmpeg, or Gradio changed: streams start as Gradio starts them
+        return False
     return True

@@ -111,8 +111,17 @@ class App:
         self.jobs = JobManager(max_concurrent=self.limits.max_jobs)
 
     def warm_up(self) -> None:
-        """Load and run the first models once (in a background thread at start-up)."""
+        """Load and run the first models once (in a background thread at start-up), and start the live player's
+        encoder for the first audio model's stream rate."""
         generate.warm_up(self.cache)
+        for info in catalog.list_infos()[:3]:
+            if info.kind == "audio":
+                try:
+                    rate = self.cache.get(info).tokens.sample_rate
+                except Exception:  # a model that cannot load reports it when it is picked
+                    continue
+                stream_start.prewarm(rate * self.policy.player_factor(rate))
+                break
 
     # ---- Generate tab ----------------------------------------------------------------------------------------
     def picker(self, current: str | None = None):
@@ -165,7 +174,7 @@ class App:
                     # the live player is left alone: a None would open an empty stream, and the browser's HLS
                     # player, finding no segment, polls again only after a second (the playlist's target)
                     yield (skip, u.text if u.text is not None else "", u.status, None, None, None,
-                           seed_note(u.seed))
+                           seed_note(u.seed), None)
                     continue
                 r = u.result
                 yield (u.audio if u.audio is not None else skip,
@@ -173,12 +182,17 @@ class App:
                        u.status,
                        r.audio if r else skip,  # (rate, int16): a path would make Gradio run ffprobe
                        (r.wav_paths or None) if r else skip,
-                       r.image_path if r else skip,
-                       skip)
+                       skip,  # the image is drawn by `on_figure` once this event (and the live stream) has ended
+                       skip,
+                       r.figure if r else skip)
         except UserError as e:
             raise gr.Error(html.escape(str(e)), print_exception=False) from None
         finally:
             self.stops.release(key, event)
+
+    def on_figure(self, figure: generate.Figure | None):
+        """The waveform + spectrogram of the run that just ended (None: nothing to draw)."""
+        return generate.draw_figure(figure) if isinstance(figure, generate.Figure) else gr.skip()
 
     def on_stop(self, request: gr.Request = None):
         """The Generate tab's Stop: this session's generation only (running, or still waiting in the queue)."""
@@ -337,6 +351,7 @@ class App:
                 # no label over the image: it covered the figure's own titles (waveform, spectrogram: model)
                 image = gr.Image(type="filepath", label="Waveform and spectrogram", show_label=False, elem_id="plot",
                                  interactive=False)
+                figure = gr.State(None)  # what `on_figure` draws into `image` after the generation has ended
         form_outputs = [info, seed_text, prompt_audio, cond, seconds, tokens, live, text_out, full, files, image,
                         beam, averaging]
         self.model.change(self.on_model, [self.model], form_outputs, api_name="model_form")
@@ -344,8 +359,10 @@ class App:
         gen_event = go.click(self.on_generate,
                              [self.model, seed_text, prompt_audio, cond, temperature, top_k, top_p, seconds, tokens,
                               seed, variations, beam, averaging],
-                             [live, text_out, status, full, files, image, seed_used], api_name="generate",
+                             [live, text_out, status, full, files, image, seed_used, figure], api_name="generate",
                              concurrency_limit=1, concurrency_id="cpu")
+        gen_event.success(self.on_figure, [figure], [image], api_name="figure", show_progress="hidden",
+                          concurrency_limit=1, concurrency_id="figure")
         stop.click(self.on_stop, None, None, api_name="stop", queue=False)
         self._gen_event = gen_event
         self._form_outputs = form_outputs

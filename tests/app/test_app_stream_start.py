@@ -1,6 +1,9 @@
 """The live player's first segment: every frame our first 0.5 s chunk makes, not just the first one out."""
 from __future__ import annotations
 
+import subprocess
+import time
+
 import numpy as np
 import pytest
 
@@ -34,3 +37,33 @@ def test_first_take_holds_every_frame_of_the_first_chunk(rounds):
         assert len(enc.take(1.0)) >= 1  # later takes are Gradio's own
     finally:
         enc.close()
+
+
+def _new_spares(spares, before: set[int], timeout: float = 10.0) -> set[int]:
+    """The spare processes started since `before` was read (waits for at least one)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and not spares.pids() - before:
+        time.sleep(0.02)
+    return spares.pids() - before
+
+
+@pytest.mark.skipif(ensure_ffmpeg() is None, reason="no ffmpeg")
+def test_an_encoder_started_ahead_is_handed_out_and_encodes():
+    """The first chunk's encoder is a process started before the click (prewarm), not one started under it."""
+    stream_start.install()
+    from gradio import audio_stream_encoder
+    spares = audio_stream_encoder.subprocess
+    assert isinstance(spares, stream_start.SpareEncoders)
+    before = spares.pids()
+    assert stream_start.prewarm(48000) is True
+    ahead = _new_spares(spares, before)
+    assert len(ahead) == 1
+    enc = audio_stream_encoder.AacStreamEncoder(48000, 1)
+    try:
+        assert enc.process.pid in ahead
+        enc.feed((np.sin(np.arange(9600) * 0.05) * 8000).astype("<i2").tobytes())  # 0.2 s at 48 kHz
+        assert len(enc.take()) >= 5  # 21 ms frames: most of the chunk is playable at once
+    finally:
+        enc.close()
+    assert len(_new_spares(spares, ahead | before)) == 1  # the next one is already waiting
+    assert audio_stream_encoder.subprocess.PIPE == subprocess.PIPE  # everything else is the real module

@@ -57,7 +57,9 @@ def test_on_generate_clears_then_streams_then_finishes(ui):
     chunks = [o[0] for o in outs[1:] if isinstance(o[0], tuple)]
     assert chunks and all(c[1].dtype.name == "int16" for c in chunks)
     final = outs[-1]
-    assert final[3][0] == 1000 and len(final[3][1]) == 600 and len(final[4]) == 1 and final[5].endswith(".png")
+    assert final[3][0] == 1000 and len(final[3][1]) == 600 and len(final[4]) == 1 and final[5] == gr.skip()
+    assert app.on_figure(final[7]).endswith(".png")  # drawn by the follow-up event, after the stream has ended
+    assert app.on_figure(None) == gr.skip()
 
 
 def test_on_generate_bad_input_is_a_gradio_error(ui):

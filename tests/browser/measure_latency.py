@@ -3,9 +3,11 @@
     .venv/bin/python tests/browser/measure_latency.py [CLICKS]
 
 Starts `python -m app` (empty PLAYGROUND_HOME: shipped models only), opens it in headless Debian Chromium,
-and for each click records (a) the milliseconds until the live player fires its `playing` event and
-(b) the server's own "first audio after" figure from the status line (request in -> first chunk handed to
-Gradio).  Prints each click and the median.  Run by hand; the numbers go to docs/BENCHMARKS.md.
+and for each click records (a) the milliseconds until the live player fires its `playing` event, (b) the
+server's own "first audio after" figure from the status line (request in -> first chunk handed to Gradio), and
+(c) the stalls once playing (`waiting` events before `ended`, and their total length).  Prints each click and
+the medians.  Run by hand; the numbers go to docs/BENCHMARKS.md.  PLAYGROUND_FIRST_CHUNK_SECONDS and
+PLAYGROUND_FIRST_CHUNK_DEADLINE in the environment reach the app (app/generate.py ChunkPolicy.from_env).
 """
 from __future__ import annotations
 
@@ -21,8 +23,22 @@ from browser_support import CHROMIUM_ARGS, chromium_path, serve_app  # noqa: E40
 from playwright.sync_api import sync_playwright  # noqa: E402
 
 HOOK = """() => { window.__ev = []; setInterval(() => { const a = document.querySelector('#live-audio audio');
-  if (a && !a.__hooked) { a.__hooked = true; a.addEventListener('playing',
-    () => window.__ev.push(performance.now() - window.__t0)); } }, 5); }"""
+  if (a && !a.__hooked) { a.__hooked = true; for (const name of ['playing', 'waiting', 'ended'])
+    a.addEventListener(name, () => window.__ev.push([name, performance.now() - window.__t0])); } }, 5); }"""
+
+
+def stalls(events: list) -> tuple[float, int, float]:
+    """(ms to the first `playing`, stalls after it, their total ms) from [name, ms] events in order."""
+    first = next(t for name, t in events if name == "playing")
+    count, total, since = 0, 0.0, None
+    for name, t in events:
+        if t <= first:
+            continue
+        if name == "waiting" and since is None:
+            count, since = count + 1, t
+        elif name in ("playing", "ended") and since is not None:
+            total, since = total + t - since, None
+    return first, count, total
 
 
 def main(clicks: int) -> None:
@@ -35,27 +51,31 @@ def main(clicks: int) -> None:
         time.sleep(3)  # the page's load event fills the form; the app warms the models up at start
         model = page.input_value("#model-picker input")
         page.evaluate(HOOK)
-        playing, server = [], []
+        playing, server, stall_counts, stall_ms = [], [], [], []
         for i in range(clicks):
             page.evaluate("() => { window.__ev = []; window.__t0 = performance.now(); }")
             page.click("#generate-btn")
-            page.wait_for_function("() => window.__ev.length > 0", timeout=60000, polling=5)
+            page.wait_for_function("() => window.__ev.some(e => e[0] === 'playing')", timeout=60000, polling=5)
             page.wait_for_function("() => document.querySelector('#status').innerText.startsWith('Done')",
                                    timeout=120000)
-            ms = page.evaluate("() => window.__ev[0]")
+            page.wait_for_function("() => window.__ev.some(e => e[0] === 'ended')", timeout=60000, polling=20)
+            ms, n_stalls, stalled = stalls(page.evaluate("() => window.__ev"))
             status = page.inner_text("#status")
             first = re.search(r"first audio after ([\d.]+) s", status)
             speed = re.search(r"([\d.]+)× real time", status)
             playing.append(ms)
+            stall_counts.append(n_stalls)
+            stall_ms.append(stalled)
             server.append(float(first.group(1)) if first else float("nan"))
             print(f"click {i + 1}: playing after {ms:.0f} ms; server first chunk {server[-1]:.2f} s; "
-                  f"{speed.group(1) if speed else '?'}x real time")
-            time.sleep(2.5)  # let the 2 s clip finish so the next click starts from a quiet player
+                  f"{speed.group(1) if speed else '?'}x real time; {n_stalls} stalls, {stalled:.0f} ms")
+            time.sleep(1.0)  # the clip has ended: a short pause, and the next click starts from a quiet player
         browser.close()
     print(f"model: {model}; clicks: {clicks}")
     print(f"click -> playing: median {statistics.median(playing):.0f} ms, min {min(playing):.0f}, "
           f"max {max(playing):.0f}")
     print(f"request -> first chunk (server): median {statistics.median(server):.2f} s")
+    print(f"stalls once playing: {statistics.mean(stall_counts):.2f} per click, mean {statistics.mean(stall_ms):.0f} ms")
 
 
 if __name__ == "__main__":

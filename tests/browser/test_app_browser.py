@@ -71,6 +71,7 @@ def test_generate_text_and_audio_in_chromium(tmp_path):
                                timeout=120000)
         assert time.time() - t0 < 120
         assert page.locator("#wav-files").inner_text().count(".wav") == 1
+        page.wait_for_selector("#plot img", timeout=30000)  # drawn by the follow-up event, after the stream ends
         assert page.locator("#plot img").count() == 1
         page.screenshot(path=str(tmp_path / "audio.png"), full_page=True)
         assert errors == [], errors
