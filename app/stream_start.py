@@ -5,9 +5,10 @@ the handler yields becomes one HLS segment holding the AAC frames the encoder ha
 `AacStreamEncoder.take` looks, and the first look returns as soon as *one* frame is out.  Traced in Chromium
 (tests/browser/measure_latency.py, 2026-11-23): when the first segment holds one frame (128 ms at 8 kHz) the
 browser does not start on it and waits for the player's next playlist poll, about 250 ms later; when it holds the
-three frames our first 0.5 s chunk makes, it plays as soon as it is fetched.  So on a stream's first take we keep
+three frames a 0.5 s chunk made, it played as soon as it was fetched.  So on a stream's first take we keep
 collecting while frames are still coming (they come within a few ms of each other), for at most
-`FIRST_TAKE_BUDGET_S`.  Later takes are Gradio's own.
+`FIRST_TAKE_BUDGET_S`.  Later takes are Gradio's own.  (Since 2026-12-03 the app sends the live player ~48 kHz
+audio, app/generate.py ChunkPolicy.player_factor, so a frame is 21 ms and the first 0.25 s chunk makes about ten.)
 
 Gradio also starts that ffmpeg process only when the first chunk arrives, while the generation is using the CPU:
 40-70 ms before the first segment exists.  `SpareEncoders` starts the next encoder process ahead of time (idle,
@@ -99,10 +100,6 @@ class SpareEncoders:
                 _stop(extra)
         if old is not None:
             _stop(old)
-
-    def ready(self) -> int:
-        """How many spare processes are waiting (for tests)."""
-        return len(self.pids())
 
     def pids(self) -> set[int]:
         """The process ids of the spares waiting now."""

@@ -83,7 +83,6 @@ def resample(wave: np.ndarray, orig_rate: int, new_rate: int) -> np.ndarray:
     return np.clip(out.numpy(), -1.0, 1.0)
 
 
-
 class StreamUpsampler:
     """Upsample a stream by a whole factor, chunk by chunk, exactly as `resample` upsamples the whole signal.
 
