@@ -29,7 +29,8 @@ def server_port() -> int:
 
 def main() -> None:
     if ensure_ffmpeg() is None:
-        print("warning: no ffmpeg found (pip install imageio-ffmpeg); live audio streaming will not play",
+        print("warning: no ffmpeg found (pip install imageio-ffmpeg); audio prompts recorded by a browser (webm, m4a) "
+              "will not decode",
               file=sys.stderr)
     from app.ui import build_app
 

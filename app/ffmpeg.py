@@ -1,8 +1,8 @@
-"""Put an `ffmpeg` executable on PATH: Gradio's streamed audio output pipes PCM through `ffmpeg` to AAC.
+"""Put an `ffmpeg` executable on PATH: audio prompts that libsndfile cannot read (m4a, webm) are decoded by it.
 
 The `imageio-ffmpeg` wheel carries a static ffmpeg binary under a versioned name, so a fresh install needs no
 system package and no manual step: we link it as `ffmpeg` in a private folder and prepend that to PATH.
-The same binary decodes audio prompts that libsndfile cannot read (m4a, webm), keeping only their end.
+Decoding is streamed and keeps only the prompt's end (`decode_tail`).
 """
 from __future__ import annotations
 

@@ -2,9 +2,8 @@
 
 `run(request, ...)` yields `Update`s: the status line, a new int16 audio chunk to play, the text so far, and at
 the end a `Result` (wav files, what to draw the waveform + spectrogram from, samples/s).  Audio chunks are int16 so
-Gradio plays them as they are (it peak-normalizes float chunks one by one, which makes the volume jump), upsampled
-to near 48 kHz for the live player (`ChunkPolicy.player_factor`); the first chunk goes out as soon as there is a
-little audio, later ones once `ChunkPolicy.seconds` of audio is ready.
+they go to the live player (app/live_player.py) as they are; the first chunk goes out as soon as there is a little
+audio, later ones once `ChunkPolicy.seconds` of audio is ready.
 The model work is all `engine.generate`; this module only converts between UI values and engine calls.
 """
 from __future__ import annotations
@@ -67,12 +66,6 @@ class ChunkPolicy:
     first_deadline: float = 0.15  # ...or once this much wall time has passed with any audio at all
     text_every: float = 0.1  # seconds between text updates
     engine_chunk: int = 128  # tokens per engine chunk: how often Stop is checked
-    player_rate: int = 48000  # the live player's rate: model audio is upsampled by a whole factor to near it (0: as is)
-
-    def player_factor(self, rate: int) -> int:
-        """Why upsample: the player's AAC frames are 1024 samples, 128 ms at 8 kHz; its encoder holds back about
-        two, and a first segment of one frame does not start the browser.  At 48 kHz a frame is 21 ms."""
-        return max(1, round(self.player_rate / rate)) if self.player_rate > 0 else 1
 
     @classmethod
     def from_env(cls) -> ChunkPolicy:
@@ -124,6 +117,7 @@ class Update:
     text: str | None = None
     result: Result | None = None
     seed: int | None = None  # the seed this run uses (on the first update)
+    rate: int | None = None  # an audio model's sample rate (on the first update: the player gets ready for it)
 
 
 @dataclass
@@ -307,13 +301,12 @@ def stream(p: Prepared, stop: threading.Event | None = None, policy: ChunkPolicy
     texts = [p.seed_text for _ in range(n_rows)]
     ended = [False] * n_rows
     pending: list[torch.Tensor] = []  # audio of variation 1 not yet sent
-    factor = policy.player_factor(rate) if audio else 1
-    player = engine.audio.StreamUpsampler(factor)  # the live player's copy of variation 1, at rate * factor
     sent_chunks = 0
     made = 0
     what = f"{p.info.name}, seed {p.seed}"
     total = f"{p.max_new_tokens / rate:.1f} s" if audio else f"{p.max_new_tokens} tokens"
-    yield Update(f"Generating with {what}…", text="" if audio else _join(texts), seed=p.seed)
+    yield Update(f"Generating with {what}…", text="" if audio else _join(texts), seed=p.seed,
+                 rate=rate if audio else None)
     t0 = last_text = time.perf_counter()
     stopped = stop is not None and stop.is_set()  # Stop pressed while the request waited in the queue
     if p.beam_width > 1:
@@ -340,7 +333,7 @@ def stream(p: Prepared, stop: threading.Event | None = None, policy: ChunkPolicy
                     if first_audio is None:
                         first_audio = time.perf_counter()
                     yield Update(f"Generating with {what}: {progress} ({made * n_rows / (now - t0):,.0f} samples/s)",
-                                 audio=(rate * factor, _to_int16(player.push(torch.cat(pending).numpy()))))
+                                 audio=(rate, _to_int16(torch.cat(pending))))
                     pending = []
             else:
                 for r in range(n_rows):
@@ -360,13 +353,10 @@ def stream(p: Prepared, stop: threading.Event | None = None, policy: ChunkPolicy
     finally:
         gen.close()
     elapsed = max(time.perf_counter() - t0, 1e-9)
-    if audio and (pending or sent_chunks):
-        tail = np.concatenate([player.push(torch.cat(pending).numpy()) if pending else np.zeros(0, np.float32),
-                               player.flush()])
+    if audio and pending:
         if first_audio is None:  # the whole clip was made before the first chunk was due: it goes out now
             first_audio = time.perf_counter()
-        if len(tail):
-            yield Update(f"Generating with {what}: finishing", audio=(rate * factor, _to_int16(tail)))
+        yield Update(f"Generating with {what}: finishing", audio=(rate, _to_int16(torch.cat(pending))))
     if not audio:
         texts = [t + d.flush() for t, d in zip(texts, decoders)]
     yield Update("Writing the results…", text=None if audio else _join(texts))

@@ -6,6 +6,7 @@ warnings go to gr.Warning.  Nothing here touches a model directly.
 from __future__ import annotations
 
 import html
+import uuid
 
 import gradio as gr
 import pandas as pd
@@ -13,7 +14,7 @@ import soundfile as sf
 
 from trainers.jobs import JobManager
 
-from . import catalog, generate, plots, speed, stream_start, train
+from . import catalog, generate, live_player, plots, speed, train
 from .errors import UserError
 from .limits import Limits
 from .stop import StopSwitch
@@ -111,17 +112,8 @@ class App:
         self.jobs = JobManager(max_concurrent=self.limits.max_jobs)
 
     def warm_up(self) -> None:
-        """Load and run the first models once (in a background thread at start-up), and start the live player's
-        encoder for the first audio model's stream rate."""
+        """Load and run the first models once (in a background thread at start-up)."""
         generate.warm_up(self.cache)
-        for info in catalog.list_infos()[:3]:
-            if info.kind == "audio":
-                try:
-                    rate = self.cache.get(info).tokens.sample_rate
-                except Exception:  # a model that cannot load reports it when it is picked
-                    continue
-                stream_start.prewarm(rate * self.policy.player_factor(rate))
-                break
 
     # ---- Generate tab ----------------------------------------------------------------------------------------
     def picker(self, current: str | None = None):
@@ -166,18 +158,21 @@ class App:
         req = generate.GenerateRequest(model, seed_text, prompt_audio, cond_class, temperature, top_k, top_p,
                                        seconds, tokens, seed, variations, beam_width, averaging)
         skip = gr.skip()
+        live = live_player.Messages(uuid.uuid4().hex)
         try:
             first = True
             for u in generate.run(req, self.cache, self.limits, warn=_warn, stop=event, policy=self.policy):
-                if first:  # clear the previous run's results
+                if first:  # clear the previous run's results; the live player stops the last run's audio
                     first = False
-                    # the live player is left alone: a None would open an empty stream, and the browser's HLS
-                    # player, finding no segment, polls again only after a second (the playlist's target)
-                    yield (skip, u.text if u.text is not None else "", u.status, None, None, None,
-                           seed_note(u.seed), None)
+                    yield (live.start(u.rate) if u.rate else skip, u.text if u.text is not None else "", u.status,
+                           None, None, None, seed_note(u.seed), None)
                     continue
                 r = u.result
-                yield (u.audio if u.audio is not None else skip,
+                if u.audio is not None:
+                    sound = live.chunk(*u.audio)
+                else:  # the result: the player hears that nothing more comes (audio models only)
+                    sound = live.end() if r is not None and live.seq else skip
+                yield (sound,
                        u.text if u.text is not None else skip,
                        u.status,
                        r.audio if r else skip,  # (rate, int16): a path would make Gradio run ffprobe
@@ -340,8 +335,7 @@ class App:
                     stop = gr.Button("Stop", variant="stop", elem_id="stop-btn")
             with gr.Column(scale=3, min_width=320):
                 status = gr.Markdown("Press **Generate**.", elem_id="status")
-                live = gr.Audio(streaming=True, autoplay=True, label="Live audio (variation 1)",
-                                elem_id="live-audio", visible=True)
+                live = live_player.player("Live audio (variation 1):", "live-audio")
                 text_out = gr.Textbox(label="Generated text", lines=14, elem_id="text-out", buttons=["copy"])
                 full = gr.Audio(type="numpy", format="wav",
                                 label="Full audio (variation 1; download button at the top right)",
@@ -474,6 +468,5 @@ class App:
 
 
 def build_app(limits: Limits | None = None) -> tuple[gr.Blocks, App]:
-    stream_start.install()  # the live player's first segment long enough to play at once
     app = App(limits)
     return app.build(), app

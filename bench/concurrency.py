@@ -79,7 +79,7 @@ def run_stream(client, s: Stream) -> None:
         job = client.submit(*s.args, api_name="/generate")
         for out in job:
             live, text = out[0], out[1]
-            got = (s.kind == "audio" and isinstance(live, str) and live) or (
+            got = (s.kind == "audio" and isinstance(live, str) and '"pcm"' in live) or (  # a chunk, not the start
                 s.kind == "text" and isinstance(text, str) and len(text) > len(s.args[1]))
             if got and s.first_chunk_s is None:
                 s.first_chunk_s = time.perf_counter() - start

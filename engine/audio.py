@@ -83,46 +83,6 @@ def resample(wave: np.ndarray, orig_rate: int, new_rate: int) -> np.ndarray:
     return np.clip(out.numpy(), -1.0, 1.0)
 
 
-class StreamUpsampler:
-    """Upsample a stream by a whole factor, chunk by chunk, exactly as `resample` upsamples the whole signal.
-
-    Why: the browser's live player gets AAC frames of 1024 samples, 128 ms each at 8 kHz, and the encoder holds
-    back about two of them; at 48 kHz a frame is 21 ms, so the player can start on a short first chunk (app/generate.py).
-    Each output sample depends on `CONTEXT` input samples either side (torchaudio's sinc kernel, 6 zero crossings),
-    so `push` holds back the last `CONTEXT` input samples until the next chunk or `flush` (1 ms at 8 kHz).
-    """
-
-    CONTEXT = 8  # input samples either side; >= ceil(lowpass_filter_width 6 / rolloff 0.99) = 7
-
-    def __init__(self, factor: int):
-        if int(factor) != factor or factor < 1:
-            raise AudioError(f"the upsampling factor must be a whole number >= 1, got {factor!r}")
-        self.factor = int(factor)
-        self.context = self.CONTEXT if self.factor > 1 else 0  # factor 1 passes samples straight through
-        self._buf = np.zeros(0, np.float32)  # input from absolute sample `_base` on
-        self._base = 0
-        self._done = 0  # input samples whose output has been returned
-
-    def push(self, wave) -> np.ndarray:
-        """The output for every input sample that now has its right-hand context."""
-        self._buf = np.concatenate([self._buf, np.asarray(wave, dtype=np.float32).reshape(-1)])
-        return self._emit(self._base + len(self._buf) - self.context)
-
-    def flush(self) -> np.ndarray:
-        """The rest: the stream has ended (the whole signal's right edge)."""
-        return self._emit(self._base + len(self._buf))
-
-    def _emit(self, upto: int) -> np.ndarray:
-        if upto <= self._done:
-            return np.zeros(0, np.float32)
-        up = self._buf if self.factor == 1 else AF.resample(torch.from_numpy(self._buf), 1, self.factor).numpy()
-        out = np.clip(up[(self._done - self._base) * self.factor:(upto - self._base) * self.factor], -1.0, 1.0)
-        self._done = upto
-        keep_from = max(self._base, upto - self.context)  # the left context of the next output
-        self._buf, self._base = self._buf[keep_from - self._base:], keep_from
-        return out.astype(np.float32, copy=True)
-
-
 def read_audio(path: str | os.PathLike, sample_rate: int | None = None,
                max_seconds: float = MAX_SECONDS, keep_last_seconds: float | None = None) -> tuple[np.ndarray, int]:
     """Read wav/flac/ogg/mp3 (anything libsndfile reads) as mono float32, resampled to `sample_rate` if given.

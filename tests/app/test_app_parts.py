@@ -5,6 +5,7 @@ import os
 import shutil
 import threading
 
+import numpy as np
 import pytest
 
 from app import speed
@@ -93,3 +94,16 @@ def test_model_description_names_the_data_source_and_its_address():
                                                         "license": "CC0"}}
     text = describe(engine.ModelInfo("m", "/x", "wavenet", "audio", True, meta))
     assert "trained on: Some Corpus (https://example.org/c)" in text and "data license: CC0" in text
+
+
+def test_live_player_messages_round_trip():
+    """A run's messages for the browser's live player: numbered from 1, one run id, int16 samples exactly."""
+    from app import live_player
+    m = live_player.Messages("run-a")
+    samples = np.array([-32768, -1, 0, 1, 32767], dtype=np.int16)
+    sent = [m.start(8000), m.chunk(8000, samples), m.chunk(8000, samples[:0]), m.end()]
+    back = [live_player.decode(s) for s in sent]
+    assert [b["seq"] for b in back] == [1, 2, 3, 4] and {b["run"] for b in back} == {"run-a"}
+    assert back[0] == {"run": "run-a", "seq": 1, "rate": 8000} and back[3]["end"] is True
+    assert np.array_equal(back[1]["samples"], samples) and len(back[2]["samples"]) == 0
+    assert len(set(sent)) == len(sent)  # no message equals the one before (the browser would not see it)

@@ -5,10 +5,13 @@ import os
 import socket
 import time
 
+import numpy as np
 import pytest
 import soundfile as sf
 import torch
 from app_helpers import AUDIO_RATE, make_models
+
+from app import live_player
 
 gradio_client = pytest.importorskip("gradio_client")
 from gradio_client import Client, handle_file  # noqa: E402
@@ -88,14 +91,18 @@ def test_audio_generation_has_requested_length(served):
     client, models, _ = served
     job = client.submit(*gen_args(models["audio"], cond="4", seconds=0.8, variations=2), api_name="/generate")
     outs = list(job)
-    live = [o[0] for o in outs if isinstance(o[0], str)]
-    assert live and live[0].endswith(".m3u8")  # the live player got a stream
+    live = [live_player.decode(o[0]) for o in outs if isinstance(o[0], str) and o[0]]
+    # the live player's messages: the run's start (its rate), the chunks in order, the end
+    assert live[0]["rate"] == AUDIO_RATE and "samples" not in live[0] and live[-1].get("end") is True
+    assert [m["seq"] for m in live] == list(range(1, len(live) + 1)) and len({m["run"] for m in live}) == 1
+    played = np.concatenate([m["samples"] for m in live if "samples" in m])
     final = job.outputs()[-1]
     full, files, image, status = final[3], final[4], final[5], final[2]
     assert "samples/s" in status
     data, rate = sf.read(full)
     assert rate == AUDIO_RATE and len(data) == int(0.8 * AUDIO_RATE)
     assert len(files) == 2 and all(len(sf.read(f)[0]) == int(0.8 * AUDIO_RATE) for f in files)
+    assert len(played) == len(data) and np.abs(played / 32768 - data).max() < 1e-4  # the live copy is the clip
     assert isinstance(image, dict)  # the image is not drawn inside the generation's event (the stream ends first)
     image = client.predict(api_name="/figure")  # the follow-up event the page runs: this session's last run
     assert image.endswith(".png") and os.path.getsize(image) > 1000

@@ -2,9 +2,11 @@
 from __future__ import annotations
 
 import gradio as gr
+import numpy as np
 import pytest
 from app_helpers import tiny_models  # noqa: F401  (fixture)
 
+from app import live_player
 from app.limits import Limits
 from app.ui import App, build_app
 
@@ -53,10 +55,16 @@ def test_on_load_and_picker(ui):
 def test_on_generate_clears_then_streams_then_finishes(ui):
     app, models = ui
     outs = list(app.on_generate(models["audio"], "", None, "5", 1.0, 0, 1.0, 0.6, 10, 2, 1))
-    assert outs[0][0] == gr.skip() and outs[0][3] is None  # the previous results are cleared
-    chunks = [o[0] for o in outs[1:] if isinstance(o[0], tuple)]
-    assert chunks and all(c[1].dtype.name == "int16" for c in chunks)
+    assert outs[0][3] is None  # the previous results are cleared
+    live = [live_player.decode(o[0]) for o in outs if isinstance(o[0], str)]
+    assert live[0] == {"run": live[0]["run"], "seq": 1, "rate": 1000}  # the player gets ready for the rate
+    chunks = [m["samples"] for m in live if "samples" in m]
+    assert chunks and all(c.dtype.name == "int16" for c in chunks) and live[-1]["end"] is True
     final = outs[-1]
+    assert np.array_equal(np.concatenate(chunks), final[3][1])  # the live player heard the whole clip
+    again = app.on_generate(models["audio"], "", None, "5", 1.0, 0, 1.0, 0.6, 10, 2, 1)
+    assert live_player.decode(next(again)[0])["run"] != live[0]["run"]  # a new run: the player drops the old one's
+    again.close()
     assert final[3][0] == 1000 and len(final[3][1]) == 600 and len(final[4]) == 1 and final[5] == gr.skip()
     assert app.on_figure(final[7]).endswith(".png")  # drawn by the follow-up event, after the stream has ended
     assert app.on_figure(None) == gr.skip()

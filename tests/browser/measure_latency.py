@@ -3,9 +3,10 @@
     .venv/bin/python tests/browser/measure_latency.py [CLICKS]
 
 Starts `python -m app` (empty PLAYGROUND_HOME: shipped models only), opens it in headless Debian Chromium,
-and for each click records (a) the milliseconds until the live player fires its `playing` event, (b) the
-server's own "first audio after" figure from the status line (request in -> first chunk handed to Gradio), and
-(c) the stalls once playing (`waiting` events before `ended`, and their total length).  Prints each click and
+and for each click records (a) the milliseconds until the live player's first sample reaches the audio output
+(app/live_player.js logs it from the Web Audio output timestamp, so the device latency is in), (b) the server's
+own "first audio after" figure from the status line (request in -> first chunk handed to Gradio), and (c) the
+gaps once playing (a chunk that came after the audio before it had run out, and their total length).  Prints each click and
 the medians.  Run by hand; the numbers go to docs/BENCHMARKS.md.  PLAYGROUND_FIRST_CHUNK_SECONDS and
 PLAYGROUND_FIRST_CHUNK_DEADLINE in the environment reach the app (app/generate.py ChunkPolicy.from_env).
 """
@@ -22,9 +23,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from browser_support import CHROMIUM_ARGS, chromium_path, serve_app  # noqa: E402
 from playwright.sync_api import sync_playwright  # noqa: E402
 
-HOOK = """() => { window.__ev = []; setInterval(() => { const a = document.querySelector('#live-audio audio');
-  if (a && !a.__hooked) { a.__hooked = true; for (const name of ['playing', 'waiting', 'ended'])
-    a.addEventListener(name, () => window.__ev.push([name, performance.now() - window.__t0])); } }, 5); }"""
+LIVE = "[document.querySelector('#live-audio'), ...document.querySelectorAll('#live-audio *')].find(e => e && e.__live)"
+EVENTS = f"() => {{ const el = {LIVE}; return el ? el.__live.events.map(([n, t]) => [n, t - window.__t0]) : []; }}"
 
 
 def stalls(events: list) -> tuple[float, int, float]:
@@ -50,16 +50,17 @@ def main(clicks: int) -> None:
         page.wait_for_selector("#generate-btn", timeout=60000)
         time.sleep(3)  # the page's load event fills the form; the app warms the models up at start
         model = page.input_value("#model-picker input")
-        page.evaluate(HOOK)
-        playing, server, stall_counts, stall_ms = [], [], [], []
+        playing, arrived, server, stall_counts, stall_ms = [], [], [], [], []
         for i in range(clicks):
-            page.evaluate("() => { window.__ev = []; window.__t0 = performance.now(); }")
+            page.evaluate(f"() => {{ const el = {LIVE}; if (el) el.__live.events.length = 0; "
+                          "window.__t0 = performance.now(); }")
             page.click("#generate-btn")
-            page.wait_for_function("() => window.__ev.some(e => e[0] === 'playing')", timeout=60000, polling=5)
             page.wait_for_function("() => document.querySelector('#status').innerText.startsWith('Done')",
                                    timeout=120000)
-            page.wait_for_function("() => window.__ev.some(e => e[0] === 'ended')", timeout=60000, polling=20)
-            ms, n_stalls, stalled = stalls(page.evaluate("() => window.__ev"))
+            page.wait_for_function(f"() => ({EVENTS})().some(e => e[0] === 'ended')", timeout=60000, polling=20)
+            events = page.evaluate(EVENTS)
+            ms, n_stalls, stalled = stalls(events)
+            arrived.append(next(t for name, t in events if name == "chunk"))
             status = page.inner_text("#status")
             first = re.search(r"first audio after ([\d.]+) s", status)
             speed = re.search(r"([\d.]+)× real time", status)
@@ -67,15 +68,16 @@ def main(clicks: int) -> None:
             stall_counts.append(n_stalls)
             stall_ms.append(stalled)
             server.append(float(first.group(1)) if first else float("nan"))
-            print(f"click {i + 1}: playing after {ms:.0f} ms; server first chunk {server[-1]:.2f} s; "
-                  f"{speed.group(1) if speed else '?'}x real time; {n_stalls} stalls, {stalled:.0f} ms")
+            print(f"click {i + 1}: playing after {ms:.0f} ms (first chunk in the page after {arrived[-1]:.0f}); server first chunk {server[-1]:.2f} s; "
+                  f"{speed.group(1) if speed else '?'}x real time; {n_stalls} gaps, {stalled:.0f} ms")
             time.sleep(1.0)  # the clip has ended: a short pause, and the next click starts from a quiet player
         browser.close()
     print(f"model: {model}; clicks: {clicks}")
     print(f"click -> playing: median {statistics.median(playing):.0f} ms, min {min(playing):.0f}, "
           f"max {max(playing):.0f}")
+    print(f"click -> first chunk in the page: median {statistics.median(arrived):.0f} ms")
     print(f"request -> first chunk (server): median {statistics.median(server):.2f} s")
-    print(f"stalls once playing: {statistics.mean(stall_counts):.2f} per click, mean {statistics.mean(stall_ms):.0f} ms")
+    print(f"gaps once playing: {statistics.mean(stall_counts):.2f} per click, mean {statistics.mean(stall_ms):.0f} ms")
 
 
 if __name__ == "__main__":

@@ -61,15 +61,22 @@ def test_generate_text_and_audio_in_chromium(tmp_path):
         assert page.input_value("#text-out textarea").startswith("Hello")
         page.screenshot(path=str(tmp_path / "text.png"), full_page=True)
 
-        # audio: the live player gets a stream and plays
+        # audio: the live player plays the chunks as they come, to the end of the clip
         pick_model(page, "browser-audio")
         t0 = time.time()
         page.click("#generate-btn")
-        page.wait_for_function("() => { const a = document.querySelector('#live-audio audio');"
-                               " return a && (a.currentSrc || a.src); }", timeout=60000)
         page.wait_for_function("() => document.querySelector('#status').innerText.startsWith('Done')",
                                timeout=120000)
         assert time.time() - t0 < 120
+        live = ("[document.querySelector('#live-audio'), ...document.querySelectorAll('#live-audio *')]"
+                ".find(e => e && e.__live).__live")
+        page.wait_for_function(f"() => {live}.events.some(e => e[0] === 'ended')", timeout=30000)
+        names = [name for name, _ in page.evaluate(f"() => {live}.events")]
+        assert names[0] == "chunk" and "playing" in names and names[-1] == "ended", names
+        seconds = float(page.input_value("#length-seconds input[type=number]"))
+        assert abs(page.evaluate(f"() => {live}.received") - seconds) < 1e-3  # every sample reached the player
+        assert page.evaluate(f"() => {live}.ctx.state") == "running"
+        assert page.locator("#live-audio").inner_text().count("Played") == 1
         assert page.locator("#wav-files").inner_text().count(".wav") == 1
         page.wait_for_selector("#plot img", timeout=30000)  # drawn by the follow-up event, after the stream ends
         assert page.locator("#plot img").count() == 1

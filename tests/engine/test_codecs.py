@@ -69,30 +69,6 @@ def test_write_wav_round_trip(tmp_path):
     assert sr == 8000 and np.allclose(back, np.linspace(-0.5, 0.5, 100), atol=1e-3)
 
 
-@pytest.mark.parametrize("factor", [1, 2, 3, 6])
-def test_stream_upsampler_chunked_equals_whole(factor):
-    """The live player's upsampling, chunk by chunk of random sizes (1 sample up), equals one pass over the clip."""
-    rng = np.random.default_rng(factor)
-    x = (rng.standard_normal(3000) * 0.5).astype(np.float32)  # some samples past +-1: clipped like `resample`
-    up, parts, i = audio.StreamUpsampler(factor), [], 0
-    while i < len(x):
-        n = int(rng.integers(1, 400))
-        parts.append(up.push(x[i:i + n]))
-        i += n
-    parts.append(up.flush())
-    y = np.concatenate(parts)
-    whole = np.clip(audio.resample(x, 8000, 8000 * factor), -1, 1)
-    assert y.dtype == np.float32 and len(y) == len(whole) == factor * len(x)
-    np.testing.assert_allclose(y, whole, atol=1e-6)
-    assert len(audio.StreamUpsampler(factor).push(x[:100])) == (100 - (audio.StreamUpsampler.CONTEXT if factor > 1
-                                                                      else 0)) * factor  # held back: 1 ms at 8 kHz
-
-
-def test_stream_upsampler_refuses_a_fractional_factor():
-    with pytest.raises(audio.AudioError, match="whole number"):
-        audio.StreamUpsampler(1.5)
-
-
 def test_text_codec_never_raises():
     s = "héllo ✓ 🙂"
     assert text.decode(text.encode(s)) == s
