@@ -54,7 +54,8 @@ def main(out: Path) -> None:
         audio = [n for n, k in models if k == "audio"]
         text = [n for n, k in models if k == "text"]
         if audio:
-            pick_model(page, next((n for n in audio if n == "wavenet-digits"), audio[0]))
+            from app.catalog import DEFAULT_MODEL  # the model a new user hears first
+            pick_model(page, next((n for n in audio if n == DEFAULT_MODEL), audio[0]))
             page.click("#generate-btn")
             page.wait_for_function(DONE, timeout=120000)
             time.sleep(1)
