@@ -30,8 +30,10 @@ function context(rate) {
   // run's first message for its own: the page has had the click by then, so the browser lets it play
   if (live.ctx && live.rate !== rate) { live.ctx.close(); live.ctx = null; }
   if (!live.ctx) {
-    try { live.ctx = new AudioContext({sampleRate: rate, latencyHint: 'interactive'}); }
-    catch (e) { live.ctx = new AudioContext({latencyHint: 'interactive'}); }  // chunks are resampled one by one
+    const Context = window.AudioContext || window.webkitAudioContext;
+    if (!Context) return null;
+    try { live.ctx = new Context({sampleRate: rate, latencyHint: 'interactive'}); }
+    catch (e) { live.ctx = new Context(); }  // a rate this browser refuses: chunks are resampled one by one
     live.rate = rate;
   }
   if (live.ctx.state !== 'running') live.ctx.resume();
@@ -67,6 +69,7 @@ function start(run) {
 function play(m) {
   note('chunk', performance.now());
   const ctx = context(m.rate);
+  if (!ctx) { show('This browser has no Web Audio: the full audio appears below when the clip is done.'); return; }
   const bytes = Uint8Array.from(atob(m.pcm), (c) => c.charCodeAt(0));
   const pcm = new Int16Array(bytes.buffer, 0, bytes.length >> 1);
   if (!pcm.length) return;
@@ -102,10 +105,7 @@ function finish() {
        'real time; the full audio below has none)' : ''));
 }
 
-watch('value', () => {
-  if (!props.value) return;
-  let m;
-  try { m = JSON.parse(props.value); } catch (e) { return; }
+live.receive = (m) => {  // one message (also called by the browser test with messages it makes)
   if (m.run !== live.run) start(m.run);
   if (m.seq <= live.seq) return;
   live.seq = m.seq;
@@ -115,6 +115,13 @@ watch('value', () => {
     live.end = true;
     if (live.sources.length === 0 && live.muted !== live.run) finish();
   }
+};
+
+watch('value', () => {
+  if (!props.value) return;
+  let m;
+  try { m = JSON.parse(props.value); } catch (e) { return; }
+  live.receive(m);
 });
 
 // the Generate click creates the context (starting an audio device takes tens of ms), so the first chunk

@@ -8,6 +8,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -19,6 +20,7 @@ if chromium_path() is None:
     pytest.skip("Debian chromium is not installed", allow_module_level=True)
 
 import engine  # noqa: E402
+from app import live_player  # noqa: E402
 
 GROWTH = """() => { window.__lengths = []; const box = () => document.querySelector('#text-out textarea');
   window.__poll = setInterval(() => { const t = box(); if (!t) return; const n = t.value.length;
@@ -68,8 +70,7 @@ def test_generate_text_and_audio_in_chromium(tmp_path):
         page.wait_for_function("() => document.querySelector('#status').innerText.startsWith('Done')",
                                timeout=120000)
         assert time.time() - t0 < 120
-        live = ("[document.querySelector('#live-audio'), ...document.querySelectorAll('#live-audio *')]"
-                ".find(e => e && e.__live).__live")
+        live = LIVE
         page.wait_for_function(f"() => {live}.events.some(e => e[0] === 'ended')", timeout=30000)
         names = [name for name, _ in page.evaluate(f"() => {live}.events")]
         assert names[0] == "chunk" and "playing" in names and names[-1] == "ended", names
@@ -81,6 +82,65 @@ def test_generate_text_and_audio_in_chromium(tmp_path):
         page.wait_for_selector("#plot img", timeout=30000)  # drawn by the follow-up event, after the stream ends
         assert page.locator("#plot img").count() == 1
         page.screenshot(path=str(tmp_path / "audio.png"), full_page=True)
+        assert errors == [], errors
+        browser.close()
+
+
+LIVE = ("[document.querySelector('#live-audio'), ...document.querySelectorAll('#live-audio *')]"
+        ".find(e => e && e.__live).__live")
+
+
+def test_live_player_joins_chunks_counts_gaps_and_drops_an_old_run(tmp_path):
+    """The live player's logic (app/live_player.js), fed messages made here: chunks that come in time join with no
+    gap; a chunk that comes after the audio before it ran out is one gap; every sample is counted; a new run
+    stops the old run's audio; Stop silences the player."""
+    home = tmp_path / "home"
+    make_models(home)
+    with serve_app(home) as url, sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=chromium_path(), headless=True, args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1300, "height": 1000})
+        page.set_default_timeout(90000)
+        errors = []
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        page.goto(url)
+        page.wait_for_selector("#generate-btn", timeout=60000)
+        pick_model(page, "browser-audio")  # an audio model: the player is shown
+        page.wait_for_function(f"() => !!({LIVE})", timeout=30000)
+
+        def send(message: str) -> None:
+            page.evaluate(f"(m) => {LIVE}.receive(JSON.parse(m))", message)
+
+        def names() -> list[str]:
+            return [name for name, _ in page.evaluate(f"() => {LIVE}.events")]
+
+        rate = 8000
+        tone = (8000 * np.sin(2 * np.pi * 440 * np.arange(2 * rate) / rate)).astype(np.int16)
+        page.evaluate(f"() => {{ {LIVE}.events.length = 0; }}")
+        a = live_player.Messages("run-a")
+        send(a.start(rate))
+        send(a.chunk(rate, tone[:800]))  # 0.1 s, then another at once: back to back
+        send(a.chunk(rate, tone[800:1600]))
+        page.wait_for_timeout(500)  # both have played out: the next chunk is late
+        send(a.chunk(rate, tone[1600:2400]))
+        send(a.end())
+        page.wait_for_function(f"() => {LIVE}.events.some(e => e[0] === 'ended')", timeout=10000)
+        assert names() == ["chunk", "playing", "chunk", "chunk", "waiting", "playing", "ended"], names()
+        assert abs(page.evaluate(f"() => {LIVE}.received") - 0.3) < 1e-6 and page.evaluate(f"() => {LIVE}.gaps") == 1
+        assert page.evaluate(f"() => {LIVE}.ctx.sampleRate") == rate  # played at the model's rate
+
+        b = live_player.Messages("run-b")
+        send(b.start(rate))
+        send(b.chunk(rate, tone))  # 2 s: still playing when the next run starts
+        assert page.evaluate(f"() => {LIVE}.sources.length") == 1
+        c = live_player.Messages("run-c")
+        send(c.start(rate))
+        assert page.evaluate(f"() => [{LIVE}.sources.length, {LIVE}.received]") == [0, 0]
+        send(c.chunk(rate, tone))
+        page.click("#stop-btn")
+        assert page.evaluate(f"() => {LIVE}.sources.length") == 0
+        assert "Stopped" in page.locator("#live-audio").inner_text()
+        send(c.chunk(rate, tone[:800]))  # a chunk of the stopped run that was already on its way: not played
+        assert page.evaluate(f"() => {LIVE}.sources.length") == 0
         assert errors == [], errors
         browser.close()
 
