@@ -241,7 +241,7 @@ def prepare(req: GenerateRequest, cache: catalog.ModelCache, limits: Limits, war
             raise UserError(f"{info.name} is a vocoder: it re-speaks a clip from the clip's own frames. Upload or "
                             "record one as the audio prompt.")
         ids = audio_prompt(req.prompt_audio, tokens, limits, warn)
-        wave = engine.audio.dequantize(ids, tokens.vocab_size, tokens.quantization)
+        wave = engine.audio.decode_audio(ids, tokens)
         if batch > 1 or abs(len(wave) / tokens.sample_rate - length) > 0.05:
             warn(f"{info.name} re-speaks the {len(wave) / tokens.sample_rate:.1f} s clip once (the length and "
                  "variations settings do not apply).")
@@ -301,6 +301,7 @@ def stream(p: Prepared, stop: threading.Event | None = None, policy: ChunkPolicy
     texts = [p.seed_text for _ in range(n_rows)]
     ended = [False] * n_rows
     pending: list[torch.Tensor] = []  # audio of variation 1 not yet sent
+    live = engine.audio.AudioDecoder(tokens, p.prompt) if audio else None  # variation 1's waveform, chunk by chunk
     sent_chunks = 0
     made = 0
     what = f"{p.info.name}, seed {p.seed}"
@@ -325,7 +326,7 @@ def stream(p: Prepared, stop: threading.Event | None = None, policy: ChunkPolicy
             now = time.perf_counter()
             progress = f"{made / rate:.1f} of {total}" if audio else f"{made} of {total}"
             if audio:
-                pending.append(engine.audio.dequantize(chunk[0], tokens.vocab_size, tokens.quantization))
+                pending.append(live(chunk[0]))
                 have = sum(len(x) for x in pending) / rate
                 first = sent_chunks == 0 and (have >= policy.first_seconds or now - t0 >= policy.first_deadline)
                 if first or (sent_chunks > 0 and have >= policy.seconds):
@@ -399,7 +400,7 @@ def _finish(p: Prepared, rows: list[list[torch.Tensor]], texts: list[str], made:
         out = Path(tempfile.mkdtemp(prefix="gen-", dir=_mkdir(out_root)))
         waves = []
         for r, parts in enumerate(rows):
-            wave = engine.audio.dequantize(torch.cat(parts), tokens.vocab_size, tokens.quantization).numpy()
+            wave = engine.audio.AudioDecoder(tokens, p.prompt)(torch.cat(parts)).numpy()
             waves.append(wave)
             path = out / f"{_safe_name(p.info.name)}-seed{p.seed}-v{r + 1}.wav"
             engine.audio.write_wav(path, wave, rate)

@@ -95,8 +95,7 @@ def audio_prompt(path: str, tokens: engine.TokenSpec, limits: Limits, warn: Call
         raise UserError("Audio prompt: it is too short to use at the model's sample rate.")
     if float(np.max(np.abs(wave))) < SILENCE_PEAK:
         warn("The audio prompt is silent (below -60 dBFS): the model continues from silence.")
-    return engine.audio.quantize(torch.from_numpy(np.ascontiguousarray(wave)), tokens.vocab_size,
-                                 tokens.quantization)
+    return engine.audio.encode_audio(torch.from_numpy(np.ascontiguousarray(wave)), tokens)
 
 
 def _duration(seconds: float) -> str:

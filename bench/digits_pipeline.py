@@ -47,7 +47,7 @@ sys.path.insert(0, str(REPO))
 import engine  # noqa: E402
 from bench.spectrograms import spectrogram_grid  # noqa: E402
 from bench.wavenet_digits import FSDD, RATE, features, load_fsdd, predict, train_classifier  # noqa: E402
-from engine.audio import dequantize, read_audio  # noqa: E402
+from engine.audio import decode_audio, read_audio  # noqa: E402
 from engine.features import LogMel  # noqa: E402
 from engine.frame_tokens import FrameCodebook  # noqa: E402
 from engine.protocol import Conditioning  # noqa: E402
@@ -69,7 +69,7 @@ def test_clips(per_digit: int) -> dict[int, list[np.ndarray]]:
 def play(model, frames: torch.Tensor, n: int, seed: int, temperature: float = 1.0) -> np.ndarray:
     ids = engine.generate_all(model, None, max_new_tokens=n, cond=Conditioning(frames=frames), seed=seed,
                               batch_size=1, chunk_size=4096, temperature=temperature)
-    return dequantize(ids[0], model.tokens.vocab_size, model.tokens.quantization).numpy()
+    return decode_audio(ids[0], model.tokens).numpy()
 
 
 def classify(clf, norm, waves: list[np.ndarray]) -> torch.Tensor:
@@ -231,7 +231,7 @@ def main() -> int:
                 exact += tuple(codes) in train_seqs
                 ids = engine.generate_all(pipe, None, max_new_tokens=10 ** 6, temperature=1.0, cond=d, seed=seed,
                                           decode_options={"vocoder_temperature": vtemp, "guidance": guidance})
-                wave = dequantize(ids[0], pipe.tokens.vocab_size, pipe.tokens.quantization).numpy()
+                wave = decode_audio(ids[0], pipe.tokens).numpy()
                 samples += len(wave)
                 gens.append(wave)
                 labels.append(d)

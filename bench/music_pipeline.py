@@ -35,7 +35,7 @@ sys.path.insert(0, str(REPO))
 import engine  # noqa: E402
 from bench.digits_pipeline import report_vocoder_speed  # noqa: E402
 from bench.spectrograms import spectrogram_grid  # noqa: E402
-from engine.audio import dequantize, read_audio  # noqa: E402
+from engine.audio import decode_audio, read_audio  # noqa: E402
 from engine.features import LogMel  # noqa: E402
 from engine.paths import data_root  # noqa: E402
 from engine.protocol import Conditioning  # noqa: E402
@@ -92,7 +92,7 @@ def held_out_excerpts(folder: Path, rate: int, seconds: float, val_fraction: flo
 
 
 def to_wave(model, ids: torch.Tensor) -> np.ndarray:
-    return dequantize(ids[0], model.tokens.vocab_size, model.tokens.quantization).numpy()
+    return decode_audio(ids[0], model.tokens).numpy()
 
 
 def main() -> int:

@@ -30,7 +30,7 @@ sys.path.insert(0, str(REPO))
 
 import engine  # noqa: E402
 from bench.spectrograms import spectrogram_grid  # noqa: E402
-from engine.audio import dequantize, read_audio  # noqa: E402
+from engine.audio import decode_audio, read_audio  # noqa: E402
 from engine.paths import data_path  # noqa: E402
 from trainers.data.audio import FSDD_NAME  # noqa: E402
 from trainers.evaluate import evaluate_checkpoint  # noqa: E402
@@ -147,7 +147,7 @@ def main() -> int:
         ids = engine.generate_all(model, None, max_new_tokens=n, temperature=temperature, cond=digits,
                                   seed=a.seed, batch_size=len(digits), chunk_size=n)
         gen_s = time.time() - t1
-        waves = dequantize(ids, model.config.n_classes, model.config.quantization).numpy()
+        waves = decode_audio(ids, model.tokens).numpy()
         shown = waves if shown is None else shown
         pred = predict(clf, norm, torch.tensor(np.stack([features(w) for w in waves])))
         per_digit = {d: float((pred[digits == d] == d).float().mean()) for d in range(10)}

@@ -59,6 +59,69 @@ def dequantize(ids, n_classes: int = 256, mode: str = "mulaw") -> torch.Tensor:
     raise ValueError(f"quantization must be one of {QUANTIZATIONS}, got {mode!r}")
 
 
+def emphasize(wave, coef: float) -> torch.Tensor:
+    """Pre-emphasis, e[n] = x[n] - coef * x[n-1] with x[-1] = 0: a first-order high-pass that flattens the
+    spectrum of music and speech before quantization (LPCNet, Valin & Skoglund 2019).  A model of e whose
+    samples are off by a few quantization steps makes white noise in e; `deemphasize` turns it into noise that
+    falls with frequency, under the signal's own low-frequency power, instead of a flat hiss across the band."""
+    x = _as_tensor(wave)
+    if not coef:
+        return x
+    return (x - coef * torch.cat([x.new_zeros(x.shape[:-1] + (1,)), x[..., :-1]], -1)).clamp(-1.0, 1.0)
+
+
+def deemphasize(e, coef: float, before: float = 0.0) -> torch.Tensor:
+    """The inverse of `emphasize`: x[n] = e[n] + coef * x[n-1], where x[-1] = `before` (the last sample of the
+    audio before this piece)."""
+    e = torch.as_tensor(e, dtype=torch.float32)
+    if not coef:
+        return e
+    return torch.from_numpy(_deemphasis(e, coef, before)).float().clamp(-1.0, 1.0)
+
+
+def _deemphasis(e: torch.Tensor, coef: float, before: float) -> np.ndarray:
+    """De-emphasis in float64, unclamped, as one sequential recursion (scipy's lfilter with its state given), so a
+    waveform decoded piece by piece, each piece starting from the last unclamped value, is bit-identical to the
+    waveform decoded whole (torchaudio's lfilter takes no initial state)."""
+    from scipy.signal import lfilter
+    x = e.double().numpy()
+    if x.shape[-1] == 0:
+        return x
+    zi = np.full(x.shape[:-1] + (1,), coef * before)
+    return lfilter([1.0], [1.0, -coef], x, axis=-1, zi=zi)[0]
+
+
+def encode_audio(wave, spec) -> torch.Tensor:
+    """A float waveform in [-1, 1] -> a model's ids, as its TokenSpec says (pre-emphasis, then quantization)."""
+    return quantize(emphasize(wave, spec.preemphasis), spec.vocab_size, spec.quantization)
+
+
+def decode_audio(ids, spec, before: float = 0.0) -> torch.Tensor:
+    """A model's ids -> the float waveform they stand for (dequantized, then de-emphasized from `before`)."""
+    return deemphasize(dequantize(ids, spec.vocab_size, spec.quantization), spec.preemphasis, before)
+
+
+class AudioDecoder:
+    """`decode_audio` for a stream of id chunks: each chunk continues the waveform of the chunks before it (and of
+    the prompt's ids, when the generation continues one), so the chunks decoded one by one are, sample for
+    sample, the clip decoded whole."""
+
+    def __init__(self, spec, prompt=None) -> None:
+        self.spec = spec
+        self.before = 0.0  # the last decoded sample, float64 and unclamped
+        if prompt is not None and spec.preemphasis:
+            self(torch.as_tensor(prompt).reshape(-1))
+
+    def __call__(self, ids) -> torch.Tensor:
+        e = dequantize(ids, self.spec.vocab_size, self.spec.quantization)
+        if not self.spec.preemphasis:
+            return e
+        x = _deemphasis(e, self.spec.preemphasis, self.before)
+        if x.shape[-1]:
+            self.before = float(x[-1])
+        return torch.from_numpy(x).float().clamp(-1.0, 1.0)
+
+
 def to_mono_float(data: np.ndarray) -> np.ndarray:
     """Any sample format and channel count -> mono float32 in [-1, 1], NaN/inf replaced, clipped."""
     data = np.asarray(data)

@@ -137,7 +137,7 @@ def _prompt(args, model) -> torch.Tensor | None:
         if length > audio.PROMPT_SECONDS:
             print(f"note: the audio prompt is {length:.1f} s long; only its last {audio.PROMPT_SECONDS:g} s are "
                   "used", file=sys.stderr)
-        return audio.quantize(wave, spec.vocab_size, spec.quantization)
+        return audio.encode_audio(wave, spec)
     if args.prompt_text is not None:
         if spec.kind != "text":
             raise UserError("--prompt-text needs a text model; this one is an audio model")
@@ -204,7 +204,7 @@ def run(args: argparse.Namespace) -> None:
     if spec.kind == "audio":
         out = args.out or "generated.wav"
         with _user_file(f"--out {out}"):
-            audio.write_wav(out, audio.dequantize(ids, spec.vocab_size, spec.quantization), spec.sample_rate)
+            audio.write_wav(out, audio.AudioDecoder(spec, prompt)(ids), spec.sample_rate)
         print(f"wrote {len(ids) / spec.sample_rate:.2f} s of audio to {out}", file=sys.stderr)
     elif stream:
         print(decoder.flush())
@@ -232,8 +232,7 @@ def _resynth(args, model, sampling: SamplingConfig) -> None:
             bar.update(chunk.shape[1])
     out = args.out or "resynthesized.wav"
     with _user_file(f"--out {out}"):
-        audio.write_wav(out, audio.dequantize(torch.cat(chunks), spec.vocab_size, spec.quantization),
-                        spec.sample_rate)
+        audio.write_wav(out, audio.decode_audio(torch.cat(chunks), spec), spec.sample_rate)
     print(f"wrote {len(wave) / spec.sample_rate:.2f} s re-spoken from {args.resynth} to {out}", file=sys.stderr)
 
 

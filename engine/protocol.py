@@ -21,6 +21,7 @@ class TokenSpec:
     vocab_size: int
     sample_rate: int | None = None  # audio only
     quantization: str | None = None  # audio only: "mulaw" or "linear"
+    preemphasis: float = 0.0  # audio only: ids are of x[n] - preemphasis * x[n-1] (engine.audio.encode_audio)
     start_id: int = 0  # the id fed first when generation has no prompt (silence for audio, "\n" for text)
     eos_id: int | None = None  # text families with an end-of-sequence id
     symbols: list[int] | None = None  # text only: the ids a model with an alphabet knows (engine.alphabet); None = all

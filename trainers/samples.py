@@ -29,7 +29,7 @@ from typing import Any
 import torch
 
 from engine import text as text_codec
-from engine.audio import dequantize, write_wav
+from engine.audio import decode_audio, write_wav
 from engine.errors import UserError
 from engine.generation import generate
 
@@ -151,7 +151,7 @@ class Sampler:
         if tokens.kind == "audio":
             for row, label in enumerate(plan["labels"]):
                 name = "sample.wav" if label is None else f"{row}-{_safe(label)}.wav"
-                wave = dequantize(ids[row], tokens.vocab_size, tokens.quantization or "mulaw")
+                wave = decode_audio(ids[row], tokens)
                 write_wav(folder / name, wave.numpy(), tokens.sample_rate)
                 record["files"].append(f"{rel}/{name}")
                 record["labels"].append(label)

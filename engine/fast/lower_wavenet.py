@@ -70,4 +70,5 @@ register_lowering(WaveNet, lower_wavenet,
                   handles={"n_classes", "layers_per_block", "blocks", "kernel_size", "residual_channels",
                            "gate_channels", "skip_channels", "global_cond_classes", "input", "local_cond_channels",
                            "local_cond_hop", "local_cond_hidden", "local_cond_layers"},
-                  ignores={"sample_rate": "metadata", "quantization": "decoding", "features": "frontend"})  # ids only; audio is decoded outside
+                  ignores={"sample_rate": "metadata", "quantization": "decoding",
+                           "preemphasis": "decoding", "features": "frontend"})  # ids only; audio is decoded outside

@@ -29,7 +29,7 @@ from typing import Any
 
 import torch
 
-from ..audio import dequantize
+from ..audio import decode_audio
 from ..errors import UserError
 from ..features import LogMel
 from ..frame_tokens import FrameCodebook, TokenLayout
@@ -267,7 +267,7 @@ class Pipeline(AutoregressiveModel):
         whole = len(samples) // features.hop
         if whole == 0:
             return torch.zeros(1, features.n_mels, 0), []
-        wave = dequantize(samples[:whole * features.hop], spec.vocab_size, spec.quantization)
+        wave = decode_audio(samples[:whole * features.hop], spec)
         frames = LogMel(features)(wave)
         return frames, self.codebook.encode(frames)[0].tolist()
 

@@ -41,6 +41,7 @@ class WaveNetConfig:
     global_cond_classes: int = 0  # 0 = unconditioned
     sample_rate: int = 16000
     quantization: str = "mulaw"  # or "linear"
+    preemphasis: float = 0.0  # the ids are of the pre-emphasized waveform (engine.audio.encode_audio; 0 = off)
     input: str = "embedding"  # or "onehot" (one-hot ids through a 1x1 conv)
     local_cond_channels: int = 0  # channels of each conditioning frame (0 = no local conditioning)
     local_cond_hop: int = 0  # samples per frame
@@ -57,6 +58,8 @@ class WaveNetConfig:
             raise UserError("n_classes, layers_per_block, blocks and channel counts must be positive")
         if self.quantization not in ("mulaw", "linear"):
             raise UserError(f"quantization must be 'mulaw' or 'linear', got {self.quantization!r}")
+        if not 0.0 <= self.preemphasis < 1.0:
+            raise UserError(f"preemphasis must be from 0 (off) to below 1, got {self.preemphasis}")
         if self.input not in ("embedding", "onehot"):
             raise UserError(f"input must be 'embedding' or 'onehot', got {self.input!r}")
         if self.local_cond_channels:
@@ -155,7 +158,8 @@ class WaveNet(AutoregressiveModel):
     @property
     def tokens(self) -> TokenSpec:
         c = self.config
-        return TokenSpec("audio", c.n_classes, c.sample_rate, c.quantization, start_id=c.n_classes // 2)
+        return TokenSpec("audio", c.n_classes, c.sample_rate, c.quantization, start_id=c.n_classes // 2,
+                         preemphasis=c.preemphasis)
 
     # ---- pieces shared by the parallel and the cached paths -------------------------------------------------
     def _embed(self, x: torch.Tensor) -> torch.Tensor:  # [B, T] ids -> [B, R, T]

@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
+import torch
 from app_helpers import AUDIO_RATE, tiny_models  # noqa: F401  (fixture)
 
 import engine
@@ -298,3 +299,26 @@ def test_beam_search_on_the_shipped_date_model(tiny_models):
     res = updates[-1].result
     assert res.text.strip() == "2021-03-03" and "beam width 4" in res.summary
     assert any("one variation" in w for w in warnings)
+
+
+def test_a_pre_emphasis_model_streams_the_clip_it_saves_and_joins_its_prompt(tiny_models, tmp_path):
+    """A model whose ids are of the pre-emphasized waveform (engine.audio.encode_audio): the live chunks, decoded
+    one by one, are the saved clip, and the clip continues the prompt's waveform (decoded from the prompt's last
+    sample, not from zero)."""
+    torch.manual_seed(0)
+    wn = engine.build_model("wavenet", layers_per_block=3, blocks=1, residual_channels=8, gate_channels=8,
+                            skip_channels=8, sample_rate=AUDIO_RATE, preemphasis=0.85)
+    path = engine.save_model(wn, Path(tiny_models["audio"]).parent / "tiny-pe", data="synthetic", license="CC0")
+    tone = 0.5 * np.sin(2 * np.pi * 30 * np.arange(AUDIO_RATE) / AUDIO_RATE)
+    prompt_path = write(tmp_path / "prompt.wav", tone, AUDIO_RATE, subtype="FLOAT")
+    updates, warnings = run_all(GenerateRequest(str(path), prompt_audio=prompt_path, seconds=1.2, seed=4),
+                                policy=ChunkPolicy(first_deadline=10.0))
+    assert warnings == []
+    chunks = [d for _, d in (u.audio for u in updates if u.audio is not None)]
+    res = updates[-1].result
+    assert len(chunks) >= 2 and np.array_equal(np.concatenate(chunks), res.audio[1])
+    saved, _ = sf.read(res.wav_paths[0], dtype="float32")
+    prompt_ids = engine.audio.encode_audio(torch.from_numpy(tone.astype(np.float32)), wn.tokens)
+    ids = engine.generate_all(wn, prompt_ids, max_new_tokens=len(saved), seed=4)[0]
+    expected = engine.audio.decode_audio(torch.cat([prompt_ids, ids]), wn.tokens)[len(prompt_ids):]
+    assert np.abs(saved - expected.numpy()).max() < 2 / 32768  # the same waveform, written as 16-bit

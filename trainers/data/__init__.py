@@ -60,7 +60,7 @@ def load_dataset(path: str | Path, tokens: TokenSpec, kind: str = "auto", split:
     if kind == "audio":
         return audio_folder(path, tokens.sample_rate, tokens.vocab_size, tokens.quantization or "mulaw",
                             tokens.start_id, split, labels, val_fraction, trailing_silence, features=features,
-                            frame_margin=frame_margin)
+                            frame_margin=frame_margin, preemphasis=tokens.preemphasis)
     if labels != "none":
         raise DataError(f"labels={labels!r} applies to audio folders only")
     if kind == "pairs":

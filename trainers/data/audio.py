@@ -1,7 +1,8 @@
 """An audio folder as quantized id sequences, one per file, with a deterministic held-out split and labels.
 
 Files (wav/flac/ogg/mp3/aiff, any rate and channel count) are read with `engine.audio.read_audio` (soundfile),
-resampled to the model's rate and quantized as its config says (`engine.audio.quantize`).  Every sequence
+resampled to the model's rate and quantized as its config says (`engine.audio.quantize`, after pre-emphasis when
+the model has it).  Every sequence
 starts with the model's start id (silence), the token generation starts from.
 
 Held-out split, chosen so that it never changes when files are added:
@@ -24,7 +25,7 @@ from pathlib import Path
 
 import torch
 
-from engine.audio import AUDIO_SUFFIXES, AudioError, quantize, read_audio
+from engine.audio import AUDIO_SUFFIXES, AudioError, emphasize, quantize, read_audio
 from engine.features import LogMel, LogMelConfig
 
 from .base import DataError, SequenceDataset
@@ -71,11 +72,14 @@ def audio_folder(folder: str | Path, sample_rate: int, n_classes: int = 256, qua
                  start_id: int | None = None, split: str = "auto", labels: str = "none",
                  val_fraction: float = 0.1, trailing_silence: float = 0.0,
                  max_seconds_per_file: float = 300.0, features: LogMelConfig | None = None,
-                 frame_margin: int = 0, offset: int = 0, speed: float = 1.0) -> SequenceDataset:
+                 frame_margin: int = 0, offset: int = 0, speed: float = 1.0,
+                 preemphasis: float = 0.0) -> SequenceDataset:
     """Read every audio file under `folder`; unreadable ones are skipped with a warning that names them.
     `offset` drops every clip's first samples (token augmentation: the frames of the same clip at another phase).
     `speed` plays every clip about that much faster (resampled to `speed_rate` and read as sample_rate: shorter
-    and higher, the speed perturbation of Ko et al., Interspeech 2015), another token augmentation."""
+    and higher, the speed perturbation of Ko et al., Interspeech 2015), another token augmentation.
+    `preemphasis` (the model's TokenSpec.preemphasis) makes the ids of the pre-emphasized waveform
+    (engine.audio.emphasize); the frames stay those of the waveform itself."""
     if not 0.5 <= speed <= 2.0:
         raise DataError(f"speed must be from 0.5 to 2, got {speed}")
     if split not in SPLIT_RULES:
@@ -112,7 +116,8 @@ def audio_folder(folder: str | Path, sample_rate: int, n_classes: int = 256, qua
         else:
             pieces = [("val" if is_held_out(rel, split, val_fraction) else "train", wave)]
         for part, piece in pieces:
-            seqs[part].append(torch.cat([torch.tensor([start]), quantize(piece, n_classes, quantization), tail]))
+            ids = quantize(emphasize(piece, preemphasis), n_classes, quantization)
+            seqs[part].append(torch.cat([torch.tensor([start]), ids, tail]))
             names[part].append(label_of(rel, labels))
             if mel is not None:  # position p predicts sample p: frames of the samples, silence appended
                 frames[part].append(mel(torch.cat([piece, piece.new_zeros(len(tail))]))[0] if len(piece)
