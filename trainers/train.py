@@ -33,7 +33,7 @@ import torch
 from torch import nn
 
 from engine import registry
-from engine.checkpoint import save_model
+from engine.checkpoint import read_meta as ckpt_meta, save_model
 from engine.errors import UserError
 from engine.frame_tokens import TokenLayout, load_codebook
 from engine.paths import data_root
@@ -207,6 +207,16 @@ def load_run_config(out: str | Path) -> TrainConfig:
     return cfg
 
 
+def _config_changes(last_path: Path, model) -> list[str]:
+    """The model config fields a resume changes (--set on a resumed run) against the checkpoint it resumes."""
+    try:
+        before = dataclasses.asdict(type(model.config)(**ckpt_meta(last_path)["config"]))
+    except (KeyError, TypeError, UserError):
+        return ["config"]
+    now = dataclasses.asdict(model.config)
+    return sorted(k for k in now if before.get(k) != now[k])
+
+
 def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> dict:
     """Run (or resume) training as `cfg` says; returns a summary dict (steps, val_loss, val_bits, best path)."""
     if not cfg.out:
@@ -324,6 +334,11 @@ class _Run:
                 gen.manual_seed(cfg.seed + d.rank + 7919 * tstate["step"])
             step, elapsed = tstate["step"], tstate["elapsed_s"]
             best = math.inf if tstate.get("best_val") is None else tstate["best_val"]
+            changed = _config_changes(last_path, model)
+            if changed:  # e.g. --resume --set preemphasis=0.85: the same weights now model other ids
+                log.warning("the model config changed on resume (%s): held-out losses from before are not "
+                            "comparable, so best/ starts anew", ", ".join(changed))
+                best = math.inf
             _check_budget_left(cfg, step, elapsed)
         if d.main:
             out.mkdir(parents=True, exist_ok=True)

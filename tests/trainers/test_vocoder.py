@@ -1,6 +1,7 @@
 """Training a frame-conditioned WaveNet (a vocoder): frames per sequence, windows conditioned like the whole clip."""
 from __future__ import annotations
 
+import json
 import math
 
 import numpy as np
@@ -96,3 +97,25 @@ def test_a_vocoder_refuses_text(tmp_path):
     model = engine.build_model("wavenet", **TINY)
     with pytest.raises(DataError, match="conditioned on audio frames"):
         load_dataset(text, model.tokens, features=model.frame_features, frame_margin=model.frame_context)
+
+
+def test_a_resume_that_changes_the_model_config_starts_best_anew(bursts, tmp_path, caplog):
+    """`--resume --set preemphasis=0.85` fine-tunes the same weights on other ids: held-out losses from before the
+    change are not comparable, so best/ must not keep the old model because its old loss was lower."""
+    common = dict(data=str(bursts), split="fraction", val_fraction=0.3, batch_size=4, seq_len=64, lr=3e-3,
+                  eval_every=4, eval_tokens=2000, checkpoint_every=4, samples=False, seed=0)
+    out = tmp_path / "run"
+    train(TrainConfig(family="wavenet", out=str(out), model=dict(TINY), max_steps=4, **common), progress=False)
+    assert engine.read_meta(out / "best")["config"]["preemphasis"] == 0.0
+    state = out / "last" / "trainer_state.json"  # an old loss no new one can beat (as a lower-entropy domain's)
+    state.write_text(json.dumps({**json.loads(state.read_text()), "best_val": 0.0}))
+    with caplog.at_level("WARNING", logger="trainers.train"):
+        train(TrainConfig(family="wavenet", out=str(out), model={**TINY, "preemphasis": 0.85}, max_steps=8,
+                          **common), resume=True, progress=False)
+    assert "model config changed on resume (preemphasis)" in caplog.text
+    assert engine.read_meta(out / "best")["config"]["preemphasis"] == 0.85
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="trainers.train"):  # an unchanged resume keeps its best
+        train(TrainConfig(family="wavenet", out=str(out), model={**TINY, "preemphasis": 0.85}, max_steps=12,
+                          **common), resume=True, progress=False)
+    assert "changed on resume" not in caplog.text
