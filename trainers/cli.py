@@ -108,7 +108,7 @@ def _parser() -> argparse.ArgumentParser:
     pl.add_argument("--lm", required=True,
                     help="the token LM checkpoint (trained with --codebook), or a pipeline whose LM to take")
     pl.add_argument("--vocoder", required=True, help="the vocoder checkpoint, or a pipeline whose vocoder to take")
-    pl.add_argument("--codebook", required=True)
+    pl.add_argument("--codebook", required=True, help="the codebook folder, or a pipeline whose codebook to take")
     pl.add_argument("--out", required=True, help="the pipeline checkpoint folder to write")
     pl.add_argument("--half", action="store_true",
                     help="store the weights as float16 (half the size, for shipping; measure the stored model)")

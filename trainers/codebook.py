@@ -11,13 +11,14 @@ can play; only the training split is read (the held-out clips stay unseen by eve
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import torch
 
-from engine.checkpoint import load_model, read_meta, save_model
+from engine.checkpoint import CONFIG_FILE, load_model, read_meta, save_model
 from engine.errors import UserError
 from engine.features import LogMelConfig
-from engine.frame_tokens import FrameCodebook, load_codebook, save_codebook
+from engine.frame_tokens import CODEBOOK_META, FrameCodebook, load_codebook, save_codebook
 from engine.models.pipeline import Pipeline
 
 from .data.audio import audio_folder
@@ -44,13 +45,22 @@ def codebook_command(data: str, vocoder: str, size: int, out: str, split: str = 
     return f"fitted {size} frame tokens on {data} ({split} split) -> {out}"
 
 
+def _codebook_part(path: str) -> tuple[FrameCodebook, LogMelConfig, dict]:
+    """A codebook folder's (codebook, front end, codebook.json), or those of a pipeline checkpoint's codebook."""
+    if not (Path(path) / CODEBOOK_META).is_file() and (Path(path) / CONFIG_FILE).is_file() \
+            and read_meta(path).get("family") == "pipeline":
+        pipe = load_model(path)
+        return pipe.codebook, pipe.frame_features, dict(read_meta(path).get("training", {}).get("codebook") or {})
+    return load_codebook(path)
+
+
 def pipeline_command(lm: str, vocoder: str, codebook: str, out: str, half_precision: bool = False,
                      guidance: float = 1.0) -> str:
     """The CLI's `pipeline`: one checkpoint of the three parts, with both parts' training records and credits.
     `vocoder` may be a pipeline checkpoint: its vocoder is the part taken (a new LM beside a shipped vocoder); so
-    may `lm`: its token LM is taken (a retrained vocoder beside a shipped LM), each with its own training record.
-    `guidance` is the pipeline's default classifier-free guidance (1 = none; the LM needs a null class)."""
-    cb, features, info = load_codebook(codebook)
+    may `lm`: its token LM is taken (a retrained vocoder beside a shipped LM), each with its own training record,
+    and so may `codebook`: its codebook (and token decoder) is taken, with its record.  `guidance` is the pipeline's default classifier-free guidance (1 = none; the LM needs a null class)."""
+    cb, features, info = _codebook_part(codebook)
     voc = load_model(vocoder)
     voc_training = read_meta(vocoder).get("training") or {}
     if voc.family == "pipeline":  # another pipeline's vocoder: take that part (and its training record)

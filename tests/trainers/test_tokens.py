@@ -90,6 +90,12 @@ def test_codebook_token_lm_and_pipeline_from_the_command_line(tmp_path, parts, c
     assert torch.equal(torch.cat(list(engine.generate(recomposed, max_new_tokens=4000, cond=1, seed=0)), 1), clip)
     record = engine.checkpoint.read_meta(tmp_path / "recomposed")["training"]
     assert record["lm"] == engine.checkpoint.read_meta(tmp_path / "pipe")["training"]["lm"]
+    # and the codebook: a new vocoder recomposed with a shipped pipeline's LM and codebook, no run folders
+    assert cli.main(["pipeline", "--lm", str(tmp_path / "pipe"), "--vocoder", str(voc), "--codebook",
+                     str(tmp_path / "pipe"), "--out", str(tmp_path / "from-pipe")]) == 0
+    assert torch.equal(torch.cat(list(engine.generate(engine.load_model(tmp_path / "from-pipe"), max_new_tokens=4000,
+                                                      cond=1, seed=0)), 1), clip)
+    assert engine.checkpoint.read_meta(tmp_path / "from-pipe")["training"]["codebook"] == record["codebook"]
 
 
 def test_a_pipeline_can_be_composed_with_a_default_guidance(tmp_path, parts, capsys):
