@@ -17,14 +17,16 @@ FEATURES = dict(sample_rate=8000, hop=20, n_fft=80, n_mels=6)
 K, CLASSES = 16, 3
 
 
-def tiny_pipeline(n_classes: int = CLASSES, null_class: bool = False, decoder: bool = False, **extra) -> Pipeline:
+def tiny_pipeline(n_classes: int = CLASSES, null_class: bool = False, decoder: bool = False, preemphasis: float = 0.0,
+                  **extra) -> Pipeline:
     torch.manual_seed(0)
     layout = TokenLayout(K, n_classes, null_class)
     lm = engine.build_model("rnn", vocab_size=layout.vocab_size, cell="gru", hidden_size=16, layers=1,
                             start_id=layout.start_id, eos_id=layout.end_id)
     vocoder = engine.build_model("wavenet", blocks=1, layers_per_block=3, residual_channels=8, gate_channels=8,
                                  skip_channels=8, n_classes=64, sample_rate=8000, local_cond_channels=6,
-                                 local_cond_hop=20, local_cond_hidden=8, local_cond_layers=1, features=FEATURES)
+                                 local_cond_hop=20, local_cond_hidden=8, local_cond_layers=1, features=FEATURES,
+                                 preemphasis=preemphasis)
     with torch.no_grad():  # sharper than the default init, so what the vocoder hears shows in its samples
         for p in vocoder.parameters():
             p.mul_(3.0)
@@ -99,6 +101,22 @@ def test_a_prompt_is_continued_from_its_last_sample():
     # the vocoder hears the prompt: a different prompt gives a different continuation with the same seed
     other = _all(model, prompt=torch.full((415,), 32), max_new_tokens=600, cond=0, seed=2)
     assert not torch.equal(out, other)
+
+
+def test_with_a_pre_emphasis_vocoder_a_prompt_primes_the_lm_with_the_frames_of_its_own_waveform():
+    """The prompt's ids are of the pre-emphasized waveform; the frames (and so the tokens that prime the LM) must
+    be those of the waveform itself, as in training."""
+    from engine.features import LogMel
+    model = tiny_pipeline(preemphasis=0.85)
+    wave = torch.from_numpy(0.4 * np.sin(np.arange(400) * 0.05).astype(np.float32))
+    ids = engine.audio.encode_audio(wave, model.tokens)
+    frames, codes = model._prompt_frames(ids)
+    real = LogMel(model.frame_features)(wave)[..., :20]
+    wrong = LogMel(model.frame_features)(engine.audio.dequantize(ids, 64))[..., :20]  # frames of e, not of x
+    assert (frames - real).abs().mean() < 0.3 * (wrong - real).abs().mean()  # 64 mu-law levels: close, not equal
+    assert codes == model.codebook.encode(frames)[0].tolist()
+    out = _all(model, prompt=ids, max_new_tokens=300, cond=0, seed=2)
+    assert out.shape == (1, 300) and torch.equal(out, _all(model, prompt=ids, max_new_tokens=300, cond=0, seed=2))
 
 
 def test_given_frames_it_is_its_vocoder_and_obeys_the_protocol():
