@@ -142,7 +142,9 @@ def describe(info: engine.ModelInfo) -> str:
         lines.append("a vocoder: it re-speaks an uploaded or recorded clip from the clip's own log-mel frames")
     if info.kind == "audio" and tokens.get("sample_rate"):
         lines.append(f"audio at {tokens['sample_rate']} Hz, {tokens.get('quantization', '?')} "
-                     f"{tokens.get('vocab_size', '?')} levels")
+                     f"{tokens.get('vocab_size', '?')} levels"
+                     + (f" of the pre-emphasized waveform ({tokens['preemphasis']:g}: less hiss)"
+                        if tokens.get("preemphasis") else ""))
     elif info.kind == "text":
         lines.append(f"text as UTF-8 bytes (vocabulary {tokens.get('vocab_size', '?')})")
     labels = class_labels(info)

@@ -96,6 +96,16 @@ def test_model_description_names_the_data_source_and_its_address():
     assert "trained on: Some Corpus (https://example.org/c)" in text and "data license: CC0" in text
 
 
+def test_model_description_says_when_the_ids_are_of_the_pre_emphasized_waveform():
+    import engine
+    from app.catalog import describe
+    plain = {"tokens": {"sample_rate": 16000, "quantization": "mulaw", "vocab_size": 256, "preemphasis": 0.0}}
+    emphasized = {"tokens": {**plain["tokens"], "preemphasis": 0.85}}
+    assert "pre-emphasized" not in describe(engine.ModelInfo("m", "/x", "wavenet", "audio", True, plain))
+    assert "mulaw 256 levels of the pre-emphasized waveform (0.85" in describe(
+        engine.ModelInfo("m", "/x", "wavenet", "audio", True, emphasized))
+
+
 def test_live_player_messages_round_trip():
     """A run's messages for the browser's live player: numbered from 1, one run id, int16 samples exactly."""
     from app import live_player
