@@ -26,7 +26,7 @@ def test_round_trip_gives_identical_logits(tmp_path):
     meta = engine.read_meta(path)
     assert meta["family"] == "wavenet" and meta["training"]["license"] == "CC0"
     assert meta["tokens"] == {"kind": "audio", "vocab_size": 16, "sample_rate": 8000, "quantization": "mulaw",
-                              "start_id": 8, "eos_id": None, "symbols": None}
+                              "preemphasis": 0.0, "start_id": 8, "eos_id": None, "symbols": None}
     assert sorted(p.name for p in path.iterdir()) == ["config.json", "model.safetensors"]
 
 
