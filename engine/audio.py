@@ -96,9 +96,10 @@ def encode_audio(wave, spec) -> torch.Tensor:
     return quantize(emphasize(wave, spec.preemphasis), spec.vocab_size, spec.quantization)
 
 
-def decode_audio(ids, spec, before: float = 0.0) -> torch.Tensor:
-    """A model's ids -> the float waveform they stand for (dequantized, then de-emphasized from `before`)."""
-    return deemphasize(dequantize(ids, spec.vocab_size, spec.quantization), spec.preemphasis, before)
+def decode_audio(ids, spec) -> torch.Tensor:
+    """A model's ids -> the float waveform they stand for (dequantized, then de-emphasized from silence); a stream
+    of chunks, or the continuation of a prompt, goes through `AudioDecoder`."""
+    return deemphasize(dequantize(ids, spec.vocab_size, spec.quantization), spec.preemphasis)
 
 
 class AudioDecoder:

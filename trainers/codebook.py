@@ -59,7 +59,8 @@ def pipeline_command(lm: str, vocoder: str, codebook: str, out: str, half_precis
     """The CLI's `pipeline`: one checkpoint of the three parts, with both parts' training records and credits.
     `vocoder` may be a pipeline checkpoint: its vocoder is the part taken (a new LM beside a shipped vocoder); so
     may `lm`: its token LM is taken (a retrained vocoder beside a shipped LM), each with its own training record,
-    and so may `codebook`: its codebook (and token decoder) is taken, with its record.  `guidance` is the pipeline's default classifier-free guidance (1 = none; the LM needs a null class)."""
+    and so may `codebook`: its codebook (and token decoder) is taken, with its record.  `guidance` is the
+    pipeline's default classifier-free guidance (1 = none; the LM needs a null class)."""
     cb, features, info = _codebook_part(codebook)
     voc = load_model(vocoder)
     voc_training = read_meta(vocoder).get("training") or {}

@@ -2,8 +2,7 @@
 
 Files (wav/flac/ogg/mp3/aiff, any rate and channel count) are read with `engine.audio.read_audio` (soundfile),
 resampled to the model's rate and quantized as its config says (`engine.audio.quantize`, after pre-emphasis when
-the model has it).  Every sequence
-starts with the model's start id (silence), the token generation starts from.
+the model has it).  Every sequence starts with the model's start id (silence), the token generation starts from.
 
 Held-out split, chosen so that it never changes when files are added:
 - "fsdd": the Free Spoken Digit Dataset rule, files `{digit}_{speaker}_{index}.wav` with index 0-4 held out;
