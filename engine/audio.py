@@ -111,7 +111,9 @@ class AudioDecoder:
         self.spec = spec
         self.before = 0.0  # the last decoded sample, float64 and unclamped
         if prompt is not None and spec.preemphasis:
-            self(torch.as_tensor(prompt).reshape(-1))
+            prompt = torch.as_tensor(prompt)
+            if prompt.numel():  # one row: the rows of a batch share their prompt, and a row's state is its own
+                self(prompt.reshape(-1, prompt.shape[-1])[0])
 
     def __call__(self, ids) -> torch.Tensor:
         e = dequantize(ids, self.spec.vocab_size, self.spec.quantization)

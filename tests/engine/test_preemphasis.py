@@ -47,6 +47,8 @@ def test_chunked_decoding_equals_whole_and_a_continuation_joins_its_prompt():
         assert torch.equal(torch.cat(pieces), whole)  # sample for sample
     prompt, rest = ids[:5000], ids[5000:]  # what the app and CLI decode: the continuation, after the prompt
     assert torch.equal(AudioDecoder(SPEC, prompt)(rest), whole[5000:])
+    batch = prompt.unsqueeze(0).expand(3, -1)  # a batch's prompt [B, T]: one row's waveform, not the rows run together
+    assert torch.equal(AudioDecoder(SPEC, batch)(rest), whole[5000:])
     jump = (decode_audio(rest, SPEC)[0] - whole[4999]).abs()  # decoded from rest alone: starts from 0, a click
     assert jump > 2 * (whole[5000] - whole[4999]).abs()
 
